@@ -1,0 +1,85 @@
+"""A CIFAR-size ResNet-18 (He et al. 2016, the 3×3-stem variant for 32×32 inputs)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import torch
+from torch import nn
+
+from robustcompress.models.layers import maybe_normalize
+from robustcompress.models.registry import register_model
+
+CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
+CIFAR10_STD = (0.2470, 0.2435, 0.2616)
+
+
+class BasicBlock(nn.Module):
+    """Two 3×3 convolutions with batch norm and an identity or 1×1 shortcut."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int) -> None:
+        super().__init__()
+        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(planes)
+        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
+        self.bn2 = nn.BatchNorm2d(planes)
+        self.shortcut: nn.Module = nn.Identity()
+        if stride != 1 or in_planes != planes:
+            self.shortcut = nn.Sequential(
+                nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes)
+            )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(x)))
+        out = self.bn2(self.conv2(out))
+        return torch.relu(out + self.shortcut(x))
+
+
+class ResNet(nn.Module):
+    """ResNet with :class:`BasicBlock` stages for 32×32 inputs."""
+
+    def __init__(
+        self,
+        blocks: Sequence[int],
+        width: int,
+        num_classes: int,
+        in_channels: int,
+        mean: Sequence[float] | None,
+        std: Sequence[float] | None,
+    ) -> None:
+        super().__init__()
+        self.normalize = maybe_normalize(mean, std)
+        self.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
+        self.bn1 = nn.BatchNorm2d(width)
+        stages: list[nn.Module] = []
+        in_planes = width
+        for i, n in enumerate(blocks):
+            planes = width * 2**i
+            for j in range(n):
+                stages.append(BasicBlock(in_planes, planes, 2 if (i > 0 and j == 0) else 1))
+                in_planes = planes
+        self.layers = nn.Sequential(*stages)
+        self.pool = nn.AdaptiveAvgPool2d(1)
+        self.fc = nn.Linear(in_planes, num_classes)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        out = torch.relu(self.bn1(self.conv1(self.normalize(x))))
+        out = self.pool(self.layers(out)).flatten(1)
+        return self.fc(out)
+
+
+@register_model(
+    "resnet18",
+    input_shape=(3, 32, 32),
+    default_dataset="cifar10",
+    paper="He et al. 2016 (CIFAR variant)",
+)
+def resnet18(
+    width: int = 64,
+    num_classes: int = 10,
+    in_channels: int = 3,
+    mean: Sequence[float] | None = CIFAR10_MEAN,
+    std: Sequence[float] | None = CIFAR10_STD,
+) -> nn.Module:
+    """ResNet-18 for CIFAR-10 (11.2 M parameters at width 64; normalisation inside)."""
+    return ResNet((2, 2, 2, 2), width, num_classes, in_channels, mean, std)
