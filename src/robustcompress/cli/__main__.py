@@ -1,0 +1,5 @@
+import sys
+
+from robustcompress.cli import main
+
+sys.exit(main())
