@@ -8,8 +8,12 @@ every attack needs, so the attack files contain only the method itself:
 * the model is put in ``eval()`` mode and its previous mode restored afterwards;
 * parameter ``requires_grad`` flags are switched off during the attack and restored,
   so no gradient is ever accumulated into ``.grad`` of a model parameter;
+* gradients are enabled even when the caller is inside ``torch.no_grad()``;
 * randomness comes from a :class:`torch.Generator` seeded by ``seed`` (when given)
   on the inputs' device, so random starts are reproducible.
+
+Settings are keyword-only (``get("pgd", eps=0.1)`` or ``LinfPGD(eps=0.1)``); an attack
+may declare ``aliases`` (e.g. ``linf_pgd`` for ``pgd``) that :func:`get` also accepts.
 
 Two families, following Foolbox 3: :class:`FixedEpsilonAttack` (perturbation
 budget ``eps`` in the attack's ``norm``) and :class:`MinimalPerturbationAttack`
@@ -48,13 +52,14 @@ def attack_mode(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
-@dataclass(repr=True)
+@dataclass(repr=True, kw_only=True)
 class Attack:
     """Base class: settings as dataclass fields, the method in :meth:`run`."""
 
     name: ClassVar[str] = ""
     norm: ClassVar[str | None] = None
     paper: ClassVar[str] = ""
+    aliases: ClassVar[tuple[str, ...]] = ()
 
     seed: int | None = None
 
@@ -64,7 +69,9 @@ class Attack:
     def validate(self) -> None:
         """Raise :class:`AttackError` for invalid settings (override and call super)."""
         if self.seed is not None and (not isinstance(self.seed, int) or self.seed < 0):
-            raise AttackError(f"{self.name}: seed must be a non-negative int or None, got {self.seed!r}")
+            raise AttackError(
+                f"{self.name}: seed must be a non-negative int or None, got {self.seed!r}"
+            )
 
     def settings(self) -> dict[str, Any]:
         """The attack's settings as a plain dict."""
@@ -84,7 +91,7 @@ class Attack:
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         _check_inputs(self.name, x, y)
-        with attack_mode(model):
+        with attack_mode(model), torch.enable_grad():
             x_adv = self.run(model, x.detach(), y.detach(), self.generator(x.device))
         return x_adv.detach()
 
@@ -99,7 +106,7 @@ class Attack:
         raise NotImplementedError
 
 
-@dataclass(repr=True)
+@dataclass(repr=True, kw_only=True)
 class FixedEpsilonAttack(Attack):
     """An attack with a perturbation budget ``eps`` in its ``norm``."""
 
@@ -111,7 +118,7 @@ class FixedEpsilonAttack(Attack):
             raise AttackError(f"{self.name}: eps must be a number ≥ 0, got {self.eps!r}")
 
 
-@dataclass(repr=True)
+@dataclass(repr=True, kw_only=True)
 class MinimalPerturbationAttack(Attack):
     """An attack that searches the smallest perturbation changing the decision."""
 
@@ -132,27 +139,34 @@ def _check_inputs(name: str, x: torch.Tensor, y: torch.Tensor) -> None:
 
 
 _REGISTRY: dict[str, type[Attack]] = {}
+_ALIASES: dict[str, str] = {}
 
 
 def register_attack(cls: type[Attack]) -> type[Attack]:
-    """Class decorator adding an attack to the registry under ``cls.name``."""
-    if not cls.name or cls.name in _REGISTRY:
-        raise AttackError(f"attack class {cls.__name__} needs a unique name, got {cls.name!r}")
+    """Class decorator adding an attack to the registry under ``cls.name`` and its aliases."""
+    for key in (cls.name, *cls.aliases):
+        if not key or key in _REGISTRY or key in _ALIASES:
+            raise AttackError(f"attack class {cls.__name__} needs a unique name, got {key!r}")
     _REGISTRY[cls.name] = cls
+    for alias in cls.aliases:
+        _ALIASES[alias] = cls.name
     return cls
 
 
+def _lookup(name: str) -> type[Attack]:
+    try:
+        return _REGISTRY[_ALIASES.get(name, name)]
+    except KeyError:
+        known = sorted([*_REGISTRY, *_ALIASES])
+        raise AttackError(f"unknown attack {name!r}: choose one of {', '.join(known)}") from None
+
+
 def get(name: str, **params: Any) -> Attack:
-    """Build the registered attack ``name`` with settings ``params``.
+    """Build the registered attack ``name`` (or an alias of it) with settings ``params``.
 
     Unknown names or settings raise :class:`AttackError` listing the allowed ones.
     """
-    try:
-        cls = _REGISTRY[name]
-    except KeyError:
-        raise AttackError(
-            f"unknown attack {name!r}: choose one of {', '.join(sorted(_REGISTRY))}"
-        ) from None
+    cls = _lookup(name)
     allowed = {f.name for f in dataclasses.fields(cls)}
     unknown = sorted(set(params) - allowed)
     if unknown:
@@ -164,14 +178,13 @@ def get(name: str, **params: Any) -> Attack:
 
 
 def list_attacks() -> dict[str, dict[str, Any]]:
-    """Every registered attack with its default settings."""
+    """Every registered attack (canonical names, no aliases) with its default settings."""
     return {n: dataclasses.asdict(cls()) for n, cls in sorted(_REGISTRY.items())}
 
 
 def attack_class(name: str) -> type[Attack]:
-    """The class registered under ``name``."""
-    get(name)  # raises the helpful error
-    return _REGISTRY[name]
+    """The class registered under ``name`` (or an alias of it)."""
+    return _lookup(name)
 
 
 LossFn = Callable[[torch.Tensor, torch.Tensor], torch.Tensor]

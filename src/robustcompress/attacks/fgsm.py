@@ -1,0 +1,43 @@
+"""Fast gradient sign method (FGSM), the one-step ℓ∞ attack of Goodfellow et al. 2015."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from robustcompress.attacks._utils import clip_box, loss_gradient
+from robustcompress.attacks.base import FixedEpsilonAttack, register_attack
+
+
+@register_attack
+@dataclass(repr=True, kw_only=True)
+class FGSM(FixedEpsilonAttack):
+    """FGSM: ``x_adv = clip(x + ε·sign(∇_x J(x, y)))`` with ``J`` the cross-entropy of the logits.
+
+    Goodfellow, Shlens & Szegedy, ICLR 2015, §4; spec §4c. For a linear binary
+    classifier ``sign(wᵀx)`` with labels ``y ∈ {−1, +1}`` this is the optimal ℓ∞ attack
+    ``η = −y·ε·sign(w)`` of Langenberg et al. 2019 (proof of Theorem 1).
+
+    The loss is summed over the batch, so each sample's step depends on that sample only.
+    Pixels where the gradient is exactly zero are not moved (``sign(0) = 0``).
+
+    Defaults: ``eps = 0.05`` on [0, 1] images, the budget of Langenberg et al. 2019 (§5).
+    """
+
+    name = "fgsm"
+    norm = "linf"
+    paper = "Goodfellow et al. 2015, §4"
+
+    eps: float = 0.05
+
+    def run(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        grad, _ = loss_gradient(model, x, y)
+        return clip_box(x + self.eps * grad.sign())
