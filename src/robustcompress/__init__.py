@@ -5,9 +5,18 @@ low-dimensional representations, fewer connections) makes a network robust to
 adversarial examples. See the README for the papers it implements.
 """
 
-from robustcompress import errors, models
+from robustcompress import attacks, data, errors, models, regularizers, structure
 from robustcompress.errors import RobustCompressError
 
 __version__ = "0.1.0"
 
-__all__ = ["RobustCompressError", "__version__", "errors", "models"]
+__all__ = [
+    "RobustCompressError",
+    "__version__",
+    "attacks",
+    "data",
+    "errors",
+    "models",
+    "regularizers",
+    "structure",
+]

@@ -16,7 +16,7 @@ from collections.abc import Sequence
 from robustcompress import __version__
 from robustcompress.errors import RobustCompressError
 
-COMMANDS = ("models", "data")
+COMMANDS = ("models", "data", "structure")
 
 
 def build_parser() -> argparse.ArgumentParser:
