@@ -1,0 +1,71 @@
+"""``robustcompress run CONFIG.yaml``: train one config, or return its stored run."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from robustcompress.cli.output import add_json_flag, print_json, print_table
+from robustcompress.experiments.store import RunRecord
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "run",
+        help="train one run config (a finished config returns its stored run)",
+        description=(
+            "Train the run described by CONFIG.yaml into <runs dir>/<name>-<config hash>/. "
+            "A config that already finished is not retrained; a killed one continues "
+            "from its last checkpoint."
+        ),
+    )
+    p.add_argument("config", metavar="CONFIG.yaml", help="run config (see examples/)")
+    add_runs_dir_flag(p)
+    add_device_flag(p)
+    add_json_flag(p)
+    p.set_defaults(func=handle)
+
+
+def add_runs_dir_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--runs-dir",
+        metavar="DIR",
+        default=None,
+        help="runs root (default: $ROBUSTCOMPRESS_RUNS, else ./runs)",
+    )
+
+
+def add_device_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="auto, cpu, cuda or cuda:N (default: the config's device)",
+    )
+
+
+def handle(args: argparse.Namespace) -> int:
+    from robustcompress.experiments import run
+
+    record = run(args.config, runs_dir=args.runs_dir, device=args.device)
+    show_record(record, args.json)
+    return 0 if record.status == "finished" else 1
+
+
+def show_record(record: RunRecord, as_json: bool) -> None:
+    """Print a run's status and final metrics (a table, or JSON with ``--json``)."""
+    if as_json:
+        print_json(record.to_dict())
+        return
+    done, total = record.progress()
+    print(f"{record.run_dir}: {record.status} ({done}/{total} epochs)", file=sys.stderr)
+    rows = [{"metric": k, "value": v} for k, v in record.final.items()]
+    if rows:
+        print_table(rows, ["metric", "value"], title=f"{record.name} ({record.config_hash})")
+    timing = record.summary.get("timing") or {}
+    if timing:
+        print(
+            f"time: training {timing.get('training_s', 0):.1f} s, tracking "
+            f"{timing.get('tracking_s', 0):.1f} s "
+            f"({100 * timing.get('tracking_fraction', 0):.0f}% of the total), "
+            f"checkpoints {timing.get('checkpointing_s', 0):.1f} s"
+        )

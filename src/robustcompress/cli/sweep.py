@@ -1,0 +1,78 @@
+"""``robustcompress sweep SWEEP.yaml``: expand a sweep, run it, print the summary."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from typing import Any
+
+from robustcompress.cli.output import add_json_flag, print_json, print_table
+from robustcompress.cli.run import add_device_flag, add_runs_dir_flag
+from robustcompress.cli.runs import headline_metrics
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "sweep",
+        help="run a sweep (base config × variants × grid) and summarise it",
+        description=(
+            "Expand SWEEP.yaml into runs, run those not finished yet (sequentially or in "
+            "a local process pool), and print mean ± std of the final metrics per variant "
+            "and grid point over seeds (also written to sweep_summary.json)."
+        ),
+    )
+    p.add_argument("sweep", metavar="SWEEP.yaml", help="sweep file (see examples/)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="parallel worker processes (default 1: in this process); each gets "
+        "max(1, cores // N) torch threads",
+    )
+    add_runs_dir_flag(p)
+    add_device_flag(p)
+    add_json_flag(p)
+    p.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from robustcompress.experiments import load_sweep, make_executor, run_sweep
+
+    sweep = load_sweep(args.sweep)
+    total = len(sweep.points)
+    print(f"sweep {sweep.name}: {total} runs, {args.workers} worker(s)", file=sys.stderr)
+    finished = 0
+
+    def on_done(point: Any, record: Any, error: str | None) -> None:
+        nonlocal finished
+        finished += 1
+        state = f"failed: {error}" if error else f"{record.status} ({record.run_dir})"
+        print(f"[{finished}/{total}] {point.config.name}: {state}", file=sys.stderr)
+
+    with make_executor(
+        args.workers, runs_dir=args.runs_dir, device=args.device, progress=False
+    ) as executor:
+        result = run_sweep(sweep, executor, runs_dir=args.runs_dir, on_done=on_done)
+    if args.json:
+        print_json({"summary_file": str(result.path), "summary": result.summary})
+    else:
+        print_summary(result.summary, sweep.name)
+        print(f"summary written to {result.path}", file=sys.stderr)
+    return 1 if result.errors else 0
+
+
+def print_summary(summary: list[dict[str, Any]], title: str) -> None:
+    """One row per variant and grid point: mean ± std of the headline metrics."""
+    headline = headline_metrics(row["metrics"] for row in summary)
+    rows = []
+    for row in summary:
+        out: dict[str, Any] = {"variant": row["variant"] or "-"}
+        out["params"] = ", ".join(f"{k}={v}" for k, v in row["params"].items()) or "-"
+        out["runs"] = row["runs"]
+        for metric in headline:
+            stats = row["metrics"].get(metric) or {}
+            mean, std = stats.get("mean"), stats.get("std")
+            out[metric] = "" if mean is None else f"{mean:.4f} ± {std:.4f}"
+        rows.append(out)
+    print_table(rows, ["variant", "params", "runs", *headline], title=title)

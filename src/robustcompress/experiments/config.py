@@ -1,0 +1,514 @@
+"""The run configuration: one validated YAML schema, and the one source of defaults.
+
+A run config names a data set and subset, a model, how it is trained (natural or
+adversarial, optionally fine-tuned from another run), the optimiser, the weight
+regularizers of Langenberg et al. 2019, eq. (8) with λ per weight matrix, what is
+tracked during training, a seed and a device::
+
+    name: fcnn-nuclear
+    data: {dataset: mnist, limit: 10000}
+    model: {name: fcnn}
+    training: {mode: natural}
+    optimizer: {epochs: 10}            # lr 0.001, batch 128: the paper's FCNN setting
+    regularizers:
+      nuclear: {lam: {W1: 0.01}}
+    proximal: false
+    tracking: {every: 100, eval_size: 500}
+    seed: 0
+
+Defaults that depend on the model follow §5 of the paper (:data:`PAPER_OPTIMIZER`):
+FCNN lr 0.001, batch 128 (from scratch and fine-tuning); CNN lr 0.01 from scratch,
+0.001 when fine-tuning, batch 64. The data set defaults to the model's
+(``fcnn`` → MNIST, ``cnn`` → Fashion-MNIST). The tracked attacks default to the
+paper's FGSM, PGD (T = 20, α = 0.005) and GNM (T = 5), all at ε = 0.05.
+
+Every key is checked (``extra="forbid"``): an unknown key or an invalid value is a
+one-line :class:`~robustcompress.errors.ConfigError` naming the file, the key path
+and what is allowed, e.g. ``config.yaml: optimizer.lr: must be > 0 (got -1)``.
+:func:`check_against_model` then checks what needs the model: weight-matrix names
+in λ, regularizers that do not apply (joint on a CNN), model options, attack
+settings.
+
+The **config hash** (:func:`config_hash`) names the run directory
+``<name>-<hash>``. It covers everything that changes results: data, model,
+training (with ``init_from`` replaced by the starting run's own hash), optimizer,
+regularizers, proximal, tracking and seed. It leaves out ``name`` (a label),
+``device`` (CPU and GPU runs of one config are the same experiment; their numbers
+agree up to floating-point rounding) and ``checkpoint`` (how often state is saved
+does not change results: resuming is exact). The code version is not hashed:
+rerunning a finished config after changing the library returns the stored run;
+delete the run directory to recompute.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import difflib
+import hashlib
+import json
+import math
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    PrivateAttr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from robustcompress.errors import ConfigError, RobustCompressError
+
+PAPER_OPTIMIZER: dict[str, dict[str, float | int]] = {
+    "fcnn": {"lr": 0.001, "finetune_lr": 0.001, "batch_size": 128},
+    "cnn": {"lr": 0.01, "finetune_lr": 0.001, "batch_size": 64},
+}
+"""Langenberg et al. 2019, §5: SGD learning rates and batch sizes per architecture."""
+
+FALLBACK_OPTIMIZER: dict[str, float | int] = {"lr": 0.01, "finetune_lr": 0.001, "batch_size": 64}
+"""Models the paper does not train (LeNets, ResNet-18) get the CNN's setting."""
+
+DEFAULT_TRACKED_ATTACKS: dict[str, dict[str, Any]] = {
+    "fgsm": {"eps": 0.05},
+    "pgd": {"eps": 0.05, "steps": 20, "alpha": 0.005},
+    "gnm": {"eps": 0.05, "steps": 5},
+}
+"""Langenberg et al. 2019, §5: FGSM, PGD with T = 20 and α = 0.005, GNM with T = 5; ε = 0.05."""
+
+HASH_EXCLUDED = ("name", "device", "checkpoint")
+"""Top-level keys that do not enter the config hash (see the module docstring)."""
+
+HASH_LENGTH = 10
+
+
+class _Section(BaseModel):
+    """Base of every config section: unknown keys are errors, values are re-validated."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class DataConfig(_Section):
+    """The training data: data set and a seeded, class-stratified subset."""
+
+    dataset: str | None = Field(
+        default=None, description="data set name; default: the model's data set (fcnn → mnist)"
+    )
+    limit: int | None = Field(
+        default=None, gt=0, description="train on this many examples (None: all)"
+    )
+    seed: int = Field(default=0, ge=0, description="seed of the subset selection")
+
+
+class ModelConfig(_Section):
+    """The architecture: a registered model name and keyword options."""
+
+    name: str = Field(default="fcnn", description="registered model (see `robustcompress models`)")
+    kwargs: dict[str, Any] = Field(default_factory=dict, description="options of the model")
+
+
+class AdversarialConfig(_Section):
+    """Adversarial training on examples of a fixed-ε attack (Madry et al. 2018).
+
+    ``steps``, ``alpha`` and ``random_start`` are passed to the attack only when
+    given (FGSM takes none of them). ``mix`` is the weight of the clean loss:
+    ``(1 − mix)·CE(x_adv) + mix·CE(x)``; 0 is pure adversarial training (the paper).
+    """
+
+    attack: str = Field(
+        default="fgsm", description="attack making the training examples (fgsm, pgd)"
+    )
+    eps: float = Field(default=0.05, gt=0, description="ℓ∞ budget ε (the paper: 0.05)")
+    steps: int | None = Field(default=None, gt=0, description="iterations (PGD)")
+    alpha: float | None = Field(default=None, gt=0, description="step size (PGD)")
+    random_start: bool | None = Field(default=None, description="random start (PGD)")
+    mix: float = Field(default=0.0, ge=0, lt=1, description="weight of the clean loss")
+
+    def attack_params(self) -> dict[str, Any]:
+        """The settings passed to :func:`robustcompress.attacks.get`."""
+        given = {"steps": self.steps, "alpha": self.alpha, "random_start": self.random_start}
+        return {"eps": self.eps, **{k: v for k, v in given.items() if v is not None}}
+
+
+class TrainingConfig(_Section):
+    """Natural or adversarial training, optionally starting from another run's weights."""
+
+    mode: Literal["natural", "adversarial"] = "natural"
+    adversarial: AdversarialConfig | None = Field(
+        default=None, description="attack settings; default FGSM ε = 0.05 when mode is adversarial"
+    )
+    init_from: str | None = Field(
+        default=None,
+        description="fine-tune from this run: a config file, a run directory or a run name",
+    )
+
+    @model_validator(mode="after")
+    def _adversarial_matches_mode(self) -> TrainingConfig:
+        if self.mode == "adversarial" and self.adversarial is None:
+            self.adversarial = AdversarialConfig()
+        if self.mode == "natural" and self.adversarial is not None:
+            raise ValueError(
+                "'adversarial' settings are given but mode is 'natural': "
+                "set mode: adversarial or remove them"
+            )
+        return self
+
+
+class ScheduleConfig(_Section):
+    """Learning-rate schedule (see :func:`robustcompress.training.learning_rate`)."""
+
+    name: Literal["none", "step", "cosine"] = "none"
+    step_size: int = Field(default=1, gt=0, description="epochs between decays (step)")
+    gamma: float = Field(default=0.1, gt=0, le=1, description="decay factor (step)")
+
+
+class OptimizerConfig(_Section):
+    """SGD settings; ``lr`` and ``batch_size`` default to the paper's (:data:`PAPER_OPTIMIZER`)."""
+
+    name: Literal["sgd"] = "sgd"
+    lr: float | None = Field(
+        default=None, gt=0, description="learning rate; default from the paper"
+    )
+    momentum: float = Field(default=0.0, ge=0, lt=1)
+    nesterov: bool = False
+    weight_decay: float = Field(default=0.0, ge=0)
+    batch_size: int | None = Field(default=None, gt=0, description="default from the paper")
+    epochs: int = Field(default=10, gt=0)
+    schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
+
+    @field_validator("schedule", mode="before")
+    @classmethod
+    def _schedule_shorthand(cls, value: Any) -> Any:
+        return {"name": value} if isinstance(value, str) else value
+
+
+class RegularizerConfig(_Section):
+    """λ of one regularizer: a number for every W_i, or ``{W1: λ_1, ...}`` per matrix."""
+
+    lam: float | dict[str, float]
+
+    @field_validator("lam", mode="before")
+    @classmethod
+    def _non_negative(cls, value: Any) -> Any:
+        """λ ≥ 0 (eqs. 5–6 take λ in R_+); index keys ``1``/``"1"`` become ``"W1"``."""
+        if isinstance(value, Mapping):
+            out = {}
+            for key, lam in value.items():
+                name = _matrix_key(key)
+                if name in out:
+                    raise ValueError(f"weight matrix {name} is given twice")
+                out[name] = _check_lambda(lam, f"λ for {key}")
+            return out
+        return _check_lambda(value, "λ")
+
+
+def _matrix_key(key: Any) -> str:
+    """A weight-matrix key as a string; a 1-based index ``i`` becomes its name ``W<i>``."""
+    if isinstance(key, bool):
+        raise ValueError(f"weight-matrix key {key!r} must be a name like W1, a path or an index")
+    if isinstance(key, int) or (isinstance(key, str) and key.isdigit()):
+        return f"W{int(key)}"
+    return str(key)
+
+
+def _check_lambda(value: Any, what: str) -> float:
+    """``value`` as a float λ ≥ 0; numeric strings (YAML reads ``1e-3`` as one) are accepted."""
+    number = value
+    if isinstance(value, str):
+        with contextlib.suppress(ValueError):
+            number = float(value)
+    if isinstance(number, bool) or not isinstance(number, (int, float)):
+        raise ValueError(f"{what} must be a number ≥ 0 (got {value!r})")
+    if not math.isfinite(number) or number < 0:
+        raise ValueError(f"{what} must be ≥ 0 (got {value})")
+    return float(number)
+
+
+class TrackingConfig(_Section):
+    """What is measured on the fixed evaluation subset, and how often."""
+
+    every: int = Field(default=0, ge=0, description="track every N steps; 0: at epoch ends only")
+    eval_size: int = Field(default=500, gt=0, description="size of the evaluation subset")
+    eval_split: Literal["test", "train"] = "test"
+    eval_seed: int = Field(default=0, ge=0, description="seed of the evaluation subset")
+    attacks: dict[str, dict[str, Any]] = Field(
+        default_factory=lambda: {k: dict(v) for k, v in DEFAULT_TRACKED_ATTACKS.items()},
+        description="fooling ratios to track: {attack name: settings}",
+    )
+    structure: list[str] = Field(
+        default_factory=lambda: ["effective_rank", "effective_sparsity"],
+        description="per-weight-matrix measures to track",
+    )
+
+
+class CheckpointConfig(_Section):
+    """How often state is saved (never part of the config hash)."""
+
+    every: int = Field(
+        default=0, ge=0, description="also checkpoint every N steps; 0: epoch ends only"
+    )
+
+
+class RunConfig(_Section):
+    """One training run. See the module docstring for the layout and defaults."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.=+-]*$", max_length=120)
+    data: DataConfig = Field(default_factory=DataConfig)
+    model: ModelConfig = Field(default_factory=ModelConfig)
+    training: TrainingConfig = Field(default_factory=TrainingConfig)
+    optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
+    regularizers: dict[str, RegularizerConfig] = Field(default_factory=dict)
+    proximal: bool = Field(default=False, description="apply ℓ1/nuclear as proximal steps")
+    tracking: TrackingConfig = Field(default_factory=TrackingConfig)
+    checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
+    seed: int = Field(default=0, ge=0)
+    device: str = Field(default="auto", description="auto, cpu, cuda or cuda:N")
+
+    _source: str = PrivateAttr(default="<config>")
+
+    @model_validator(mode="after")
+    def _fill_paper_defaults(self) -> RunConfig:
+        paper = PAPER_OPTIMIZER.get(self.model.name, FALLBACK_OPTIMIZER)
+        if self.optimizer.lr is None:
+            key = "finetune_lr" if self.training.init_from else "lr"
+            self.optimizer.lr = float(paper[key])
+        if self.optimizer.batch_size is None:
+            self.optimizer.batch_size = int(paper["batch_size"])
+        if self.data.dataset is None:
+            from robustcompress.models import model_spec
+
+            try:
+                self.data.dataset = model_spec(self.model.name).default_dataset
+            except RobustCompressError as exc:
+                raise ValueError(str(exc)) from None
+        return self
+
+    @property
+    def source(self) -> str:
+        """Where the config came from (a file path, or ``<config>``), for messages."""
+        return self._source
+
+    def with_source(self, source: str | Path) -> RunConfig:
+        self._source = str(source)
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        """The resolved config as plain JSON-able data (every default filled in)."""
+        return self.model_dump(mode="json")
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+# ------------------------------------------------------------------- loading
+
+
+def parse_config(data: Any, source: str | Path = "<config>") -> RunConfig:
+    """Validate a mapping as a :class:`RunConfig`; errors are one-line :class:`ConfigError`."""
+    if not isinstance(data, Mapping):
+        raise ConfigError(f"{source}: a run config must be a mapping of keys, got {_kind(data)}")
+    try:
+        config = RunConfig.model_validate(dict(data))
+    except ValidationError as exc:
+        raise ConfigError(format_validation_error(exc, source, RunConfig)) from None
+    return config.with_source(source)
+
+
+def load_config(path: str | Path) -> RunConfig:
+    """Read and validate a YAML run config; ``name`` defaults to the file's stem."""
+    path = Path(path)
+    data = read_yaml(path)
+    if isinstance(data, dict):
+        data.setdefault("name", path.stem)
+    return parse_config(data, path)
+
+
+def read_yaml(path: str | Path) -> Any:
+    """``yaml.safe_load`` of a file, with missing files and syntax errors as one line."""
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: no such config file") from None
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
+        problem = getattr(exc, "problem", None) or "syntax error"
+        raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+
+
+def _kind(value: Any) -> str:
+    return "nothing (empty file)" if value is None else type(value).__name__
+
+
+# --------------------------------------------------------- error formatting
+
+
+def format_validation_error(
+    exc: ValidationError, source: str | Path, root: type[BaseModel] = RunConfig
+) -> str:
+    """One line for a pydantic :class:`ValidationError`: ``source: key.path: problem; ...``."""
+    parts = []
+    for error in exc.errors():
+        loc = [str(p) for p in error["loc"]]
+        parts.append(_describe_error(error, loc, root))
+    return f"{source}: " + "; ".join(dict.fromkeys(parts))
+
+
+def _describe_error(error: Mapping[str, Any], loc: list[str], root: type[BaseModel]) -> str:
+    kind, ctx, value = error["type"], error.get("ctx") or {}, error.get("input")
+    if kind == "extra_forbidden":
+        parent = _model_at(root, loc[:-1])
+        allowed = sorted(parent.model_fields) if parent is not None else []
+        where = ".".join(loc[:-1])
+        near = difflib.get_close_matches(loc[-1], allowed, n=1)
+        hint = f"did you mean '{near[0]}'? " if near else ""
+        text = f"unknown key '{loc[-1]}' ({hint}allowed: {', '.join(allowed)})"
+        return f"{where}: {text}" if where else text
+    path = ".".join(loc) if loc else "config"
+    bounds = {
+        "greater_than": ">",
+        "greater_than_equal": "≥",
+        "less_than": "<",
+        "less_than_equal": "≤",
+    }
+    if kind in bounds:
+        limit = next(iter(ctx.values()))
+        return f"{path}: must be {bounds[kind]} {limit:g} (got {value!r})"
+    if kind == "literal_error":
+        return f"{path}: must be one of {ctx.get('expected')} (got {value!r})"
+    if kind == "missing":
+        return f"{path}: required key is missing"
+    if kind == "string_pattern_mismatch":
+        return (
+            f"{path}: {value!r} is not a valid name (letters, digits and _ . = + -, "
+            "starting with a letter or digit)"
+        )
+    message = str(error["msg"])
+    if message.startswith("Value error, "):
+        return f"{path}: {message[len('Value error, ') :]}"
+    return f"{path}: {message[0].lower() + message[1:]} (got {value!r})"
+
+
+def _model_at(root: type[BaseModel], loc: list[str]) -> type[BaseModel] | None:
+    """The pydantic model class reached by following ``loc`` from ``root``.
+
+    A key inside a ``dict[str, Section]`` field (``regularizers.<name>``) steps into
+    the value type.
+    """
+    current: Any = root
+    for part in loc:
+        origin = getattr(current, "__origin__", None)
+        if origin is dict:
+            current = _unwrap(current.__args__[1])
+        elif isinstance(current, type) and issubclass(current, BaseModel):
+            field = current.model_fields.get(part)
+            if field is None:
+                return None
+            current = _unwrap(field.annotation)
+        else:
+            return None
+    return current if isinstance(current, type) and issubclass(current, BaseModel) else None
+
+
+def _unwrap(annotation: Any) -> Any:
+    """``X`` from ``X | None``; other annotations unchanged."""
+    args = [a for a in getattr(annotation, "__args__", ()) or () if a is not type(None)]
+    if getattr(annotation, "__origin__", None) is not dict and len(args) == 1:
+        return args[0]
+    return annotation
+
+
+# ------------------------------------------------------- model-level checks
+
+
+def check_against_model(config: RunConfig) -> None:
+    """Check what needs the model or the registries; raise a one-line :class:`ConfigError`.
+
+    Model name and options, the data set name, each regularizer's name, λ keys
+    (weight-matrix names W1…Wm, module paths or 1-based indices) and applicability
+    (joint needs a chain of linear layers), the adversarial and tracked attacks and
+    their settings, and the structure measures.
+    """
+    from robustcompress import attacks
+    from robustcompress.attacks import FixedEpsilonAttack
+    from robustcompress.data import list_datasets
+    from robustcompress.models import create_model
+    from robustcompress.regularizers import build_regularizer
+    from robustcompress.training.trackers import STRUCTURE_MEASURES
+
+    src = config.source
+
+    def fail(path: str, exc: Exception | str) -> ConfigError:
+        return ConfigError(f"{src}: {path}: {exc}")
+
+    try:
+        model = create_model(config.model.name, **config.model.kwargs)
+    except RobustCompressError as exc:
+        raise fail("model", exc) from None
+    if config.data.dataset not in list_datasets():
+        raise fail(
+            "data.dataset",
+            f"unknown data set {config.data.dataset!r} (allowed: {', '.join(list_datasets())})",
+        )
+    for name, reg in config.regularizers.items():
+        try:
+            build_regularizer(name, lam=reg.lam).check(model)
+        except RobustCompressError as exc:
+            raise fail(f"regularizers.{name}", exc) from None
+    adv = config.training.adversarial
+    if adv is not None:
+        try:
+            attack = attacks.get(adv.attack, **adv.attack_params())
+        except RobustCompressError as exc:
+            raise fail("training.adversarial", exc) from None
+        if not isinstance(attack, FixedEpsilonAttack):
+            raise fail(
+                "training.adversarial.attack",
+                f"{adv.attack!r} is not a fixed-ε attack; use fgsm or pgd",
+            )
+    for name, params in config.tracking.attacks.items():
+        try:
+            attacks.get(name, **params)
+        except RobustCompressError as exc:
+            raise fail(f"tracking.attacks.{name}", exc) from None
+    unknown = [m for m in config.tracking.structure if m not in STRUCTURE_MEASURES]
+    if unknown:
+        raise fail(
+            "tracking.structure",
+            f"unknown measure(s) {', '.join(unknown)} (allowed: {', '.join(STRUCTURE_MEASURES)})",
+        )
+
+
+# ------------------------------------------------------------------ hashing
+
+
+def config_hash(config: RunConfig, init_hash: str | None = None) -> str:
+    """The run's identity: SHA-256 of the result-relevant config (see module docstring).
+
+    ``init_hash`` is the hash of the run named by ``training.init_from``; it replaces
+    the reference itself, so a starting run named by path or by name hashes the same.
+    """
+    payload = config.model_dump(mode="json", exclude=set(HASH_EXCLUDED))
+    if config.training.init_from is not None:
+        if init_hash is None:
+            raise ConfigError(
+                f"{config.source}: training.init_from: the starting run must be resolved "
+                "before hashing"
+            )
+        payload["training"]["init_from"] = init_hash
+    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()[:HASH_LENGTH]
+
+
+def config_schema() -> dict[str, Any]:
+    """The JSON schema of :class:`RunConfig` (for editors and documentation)."""
+    return RunConfig.model_json_schema()

@@ -1,0 +1,365 @@
+"""``run(config) -> RunRecord``: a training run as a pure function of its config.
+
+The run directory is ``<runs root>/<name>-<config hash>/`` (see
+:mod:`robustcompress.experiments.store`). Running a config that already finished
+returns the stored record without recomputing; a config whose run was killed
+continues from its last checkpoint; a config that failed (non-finite loss) raises
+the stored error again until its directory is deleted.
+
+A config may start from another run (``training.init_from``, e.g. adversarial
+fine-tuning of the naturally trained model, Langenberg et al. §5). The reference
+is, in this order: a run name defined by the caller (a sweep's own runs), a config
+file (relative to the referring config; it is run first if it has not been), a run
+directory, or the name of a finished run under the runs root. The starting run's
+weights (its last checkpoint) initialise the model; its config hash enters this
+run's hash.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import time
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from robustcompress.device import resolve_device
+from robustcompress.errors import ConfigError, TrainingError
+from robustcompress.experiments.config import (
+    RunConfig,
+    check_against_model,
+    config_hash,
+    load_config,
+    parse_config,
+)
+from robustcompress.experiments.store import (
+    CONFIG_FILE,
+    LOG_FILE,
+    SUMMARY_FILE,
+    RunRecord,
+    find_runs_by_name,
+    read_json,
+    read_record,
+    run_dir_name,
+    run_lock,
+    run_status,
+    runs_root,
+    split_run_dir_name,
+    write_json_atomic,
+    write_text_atomic,
+)
+
+ConfigLike = RunConfig | Mapping[str, Any] | str | os.PathLike[str]
+
+
+def as_config(config: ConfigLike) -> RunConfig:
+    """A validated :class:`RunConfig` from a config object, a mapping or a YAML path."""
+    if isinstance(config, RunConfig):
+        return config
+    if isinstance(config, Mapping):
+        return parse_config(config)
+    return load_config(Path(config))
+
+
+def run(
+    config: ConfigLike,
+    *,
+    runs_dir: str | os.PathLike[str] | None = None,
+    device: str | torch.device | None = None,
+    progress: bool | None = None,
+    echo: bool = True,
+    dependencies: Mapping[str, RunConfig] | None = None,
+) -> RunRecord:
+    """Train ``config`` (or return its stored run) and return its :class:`RunRecord`.
+
+    Args:
+        config: a :class:`RunConfig`, a mapping, or the path of a YAML config.
+        runs_dir: the runs root (default ``$ROBUSTCOMPRESS_RUNS`` or ``./runs``).
+        device: overrides ``config.device`` (not part of the hash).
+        progress: rich progress bars (default: when stderr is a terminal).
+        echo: without bars, echo log lines to stderr.
+        dependencies: run names a sweep defines, for ``training.init_from``.
+    """
+    return _run(
+        as_config(config),
+        runs_root(runs_dir),
+        device,
+        progress,
+        echo,
+        dict(dependencies or {}),
+        (),
+    )
+
+
+def resume(
+    run_dir: str | os.PathLike[str],
+    *,
+    device: str | torch.device | None = None,
+    progress: bool | None = None,
+    echo: bool = True,
+) -> RunRecord:
+    """Continue the run in ``run_dir`` from its last checkpoint (a no-op if it finished)."""
+    run_dir = Path(run_dir)
+    record = read_record(run_dir)
+    if record.status == "finished":
+        return record
+    config = parse_config(record.config, run_dir / CONFIG_FILE)
+    root = run_dir.parent
+    init = _resolve_start(config, root, device, progress, echo, {}, ())
+    digest = config_hash(config, init.config_hash if init else None)
+    if digest != record.config_hash:
+        raise ConfigError(
+            f"{run_dir / CONFIG_FILE}: its hash is {digest}, the directory says "
+            f"{record.config_hash}: the file was edited; restore it or start a new run"
+        )
+    return _run(config, root, device, progress, echo, {}, ())
+
+
+def _run(
+    config: RunConfig,
+    root: Path,
+    device: str | torch.device | None,
+    progress: bool | None,
+    echo: bool,
+    dependencies: dict[str, RunConfig],
+    stack: tuple[str, ...],
+) -> RunRecord:
+    check_against_model(config)
+    key = f"{config.source}#{config.name}"
+    if key in stack:
+        chain = " → ".join([*stack, key])
+        raise ConfigError(f"{config.source}: training.init_from: circular starting runs: {chain}")
+    init = _resolve_start(config, root, device, progress, echo, dependencies, (*stack, key))
+    digest = config_hash(config, init.config_hash if init else None)
+    run_dir = root / run_dir_name(config.name, digest)
+    if run_status(run_dir) == "finished":
+        return read_record(run_dir)
+
+    def waiting() -> None:
+        print(f"waiting for {run_dir.name}: another process is training it", file=sys.stderr)
+
+    with run_lock(run_dir, on_wait=waiting):
+        summary = read_json(run_dir / SUMMARY_FILE)
+        if summary.get("status") == "failed":
+            raise TrainingError(
+                f"run {run_dir} failed before: {summary.get('error')} "
+                f"(delete {run_dir} to run it again)"
+            )
+        if summary.get("status") != "finished":  # else another process just finished it
+            resolved = config.to_dict()
+            if init is not None:
+                resolved["training"]["init_from"] = str(init.run_dir.resolve())
+            if not (run_dir / CONFIG_FILE).exists():
+                write_text_atomic(run_dir / CONFIG_FILE, _yaml(resolved))
+            _train(config, run_dir, digest, init, device, progress, echo)
+    return read_record(run_dir)
+
+
+def _yaml(data: Mapping[str, Any]) -> str:
+    import yaml
+
+    return yaml.safe_dump(dict(data), sort_keys=False)
+
+
+def _train(
+    config: RunConfig,
+    run_dir: Path,
+    digest: str,
+    init: RunRecord | None,
+    device: str | torch.device | None,
+    progress: bool | None,
+    echo: bool,
+) -> None:
+    """Build data, model, regularizers, attacks and trackers; train; write summary.json."""
+    from robustcompress import attacks
+    from robustcompress.data import load_dataset
+    from robustcompress.models import create_model
+    from robustcompress.regularizers import build_regularizer
+    from robustcompress.training import (
+        AdversarialTraining,
+        CleanTracker,
+        FoolingRatioTracker,
+        StructureTracker,
+        Trainer,
+        TrainingSettings,
+        derive_seed,
+        load_weights,
+        make_reporter,
+    )
+
+    torch_device = resolve_device(device if device is not None else config.device)
+    reporter = make_reporter(run_dir / LOG_FILE, interactive=progress, echo=echo)
+    started = time.strftime("%Y-%m-%d %H:%M:%S")
+    try:
+        reporter.message(f"run {run_dir.name} on {torch_device} (pid {os.getpid()})")
+        torch.manual_seed(derive_seed(config.seed, "model-init"))
+        model = create_model(config.model.name, **config.model.kwargs)
+        if init is not None:
+            _check_same_model(config, init)
+            load_weights(model, init.run_dir)
+            reporter.message(f"initialised from {init.run_dir.name}")
+        dataset = config.data.dataset
+        assert dataset is not None  # filled in by the schema
+        train = load_dataset(dataset, "train", limit=config.data.limit, seed=config.data.seed)
+        tracking = config.tracking
+        evaluation = load_dataset(
+            dataset,
+            tracking.eval_split,
+            limit=tracking.eval_size,
+            seed=tracking.eval_seed,
+        )
+        regularizers = [build_regularizer(n, lam=r.lam) for n, r in config.regularizers.items()]
+        adversarial = None
+        adv = config.training.adversarial
+        if config.training.mode == "adversarial" and adv is not None:
+            attack = attacks.get(adv.attack, **adv.attack_params())
+            adversarial = AdversarialTraining(attack, mix=adv.mix)
+        trackers = [
+            CleanTracker(),
+            *(
+                FoolingRatioTracker(
+                    name,
+                    attacks.get(name, **{"seed": derive_seed("tracking", name), **params}),
+                )
+                for name, params in tracking.attacks.items()
+            ),
+            StructureTracker(tracking.structure),
+        ]
+        opt = config.optimizer
+        assert opt.lr is not None and opt.batch_size is not None
+        settings = TrainingSettings(
+            epochs=opt.epochs,
+            batch_size=opt.batch_size,
+            lr=opt.lr,
+            momentum=opt.momentum,
+            nesterov=opt.nesterov,
+            weight_decay=opt.weight_decay,
+            schedule=opt.schedule.name,
+            step_size=opt.schedule.step_size,
+            gamma=opt.schedule.gamma,
+            proximal=config.proximal,
+            seed=config.seed,
+            track_every=tracking.every,
+            checkpoint_every=config.checkpoint.every,
+        )
+        trainer = Trainer(
+            model,
+            train,
+            settings,
+            run_dir=run_dir,
+            eval_data=(evaluation.images, evaluation.labels),
+            regularizers=regularizers,
+            adversarial=adversarial,
+            trackers=trackers,
+            device=torch_device,
+            metadata={"name": config.name, "hash": digest, "config": config.to_dict()},
+            reporter=reporter,
+        )
+        try:
+            result = trainer.fit()
+        except TrainingError as exc:
+            write_json_atomic(
+                run_dir / SUMMARY_FILE,
+                {
+                    "name": config.name,
+                    "hash": digest,
+                    "status": "failed",
+                    "error": str(exc),
+                    "checkpoint": _relative(trainer.last_checkpoint, run_dir),
+                    "started": started,
+                    "ended": time.strftime("%Y-%m-%d %H:%M:%S"),
+                },
+            )
+            reporter.message(f"failed: {exc}")
+            raise
+        write_json_atomic(
+            run_dir / SUMMARY_FILE,
+            {
+                "name": config.name,
+                "hash": digest,
+                "status": "finished",
+                "final": result.final,
+                "steps": result.steps,
+                "epochs": result.epochs,
+                "resumed_from_step": result.resumed_from_step,
+                "timing": result.timing,
+                "checkpoint": _relative(result.checkpoint, run_dir),
+                "device": str(torch_device),
+                "started": started,
+                "ended": time.strftime("%Y-%m-%d %H:%M:%S"),
+            },
+        )
+    finally:
+        reporter.close()
+
+
+def _relative(path: Path | None, base: Path) -> str | None:
+    return None if path is None else str(path.relative_to(base))
+
+
+def _check_same_model(config: RunConfig, init: RunRecord) -> None:
+    theirs = init.config.get("model", {})
+    ours = config.to_dict()["model"]
+    if theirs != ours:
+        raise ConfigError(
+            f"{config.source}: training.init_from: the starting run {init.run_dir.name} "
+            f"trained model {theirs}, this config builds {ours}; use the same model"
+        )
+
+
+def _resolve_start(
+    config: RunConfig,
+    root: Path,
+    device: str | torch.device | None,
+    progress: bool | None,
+    echo: bool,
+    dependencies: dict[str, RunConfig],
+    stack: tuple[str, ...],
+) -> RunRecord | None:
+    """The finished run ``training.init_from`` names, running or resuming it if needed."""
+    ref = config.training.init_from
+    if ref is None:
+        return None
+    where = f"{config.source}: training.init_from"
+
+    def run_dependency(dep: RunConfig) -> RunRecord:
+        return _run(dep, root, device, progress, echo, dependencies, stack)
+
+    if ref in dependencies:
+        return run_dependency(dependencies[ref])
+    source = Path(config.source)
+    base = source.parent if source.is_file() else Path.cwd()
+    path = Path(ref) if Path(ref).is_absolute() else base / ref
+    if ref.endswith((".yaml", ".yml")):
+        if not path.is_file():
+            raise ConfigError(f"{where}: starting run config {path} does not exist")
+        return run_dependency(load_config(path))
+    if path.is_dir() and (path / CONFIG_FILE).is_file():
+        record = read_record(path)
+        if record.status == "finished":
+            return record
+        dep = parse_config(record.config, path / CONFIG_FILE)
+        return _run(dep, path.parent, device, progress, echo, dependencies, stack)
+    candidates = find_runs_by_name(ref, root)
+    finished = [d for d in candidates if run_status(d) == "finished"]
+    if len(finished) == 1:
+        return read_record(finished[0])
+    if len(finished) > 1:
+        hashes = ", ".join(split_run_dir_name(d)[1] for d in finished)
+        raise ConfigError(
+            f"{where}: several finished runs are named {ref!r} (hashes {hashes}); "
+            "give the run directory or its config file instead"
+        )
+    if candidates:
+        raise ConfigError(
+            f"{where}: the starting run {candidates[-1]} is not finished "
+            f"(status {run_status(candidates[-1])}); resume it with "
+            f"`robustcompress resume {candidates[-1]}` or give its config file"
+        )
+    raise ConfigError(
+        f"{where}: no starting run {ref!r}: no config file or run directory {path} and no "
+        f"run named {ref!r} in {root}; give its config file (it is then run first)"
+    )

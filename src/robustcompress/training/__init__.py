@@ -1,0 +1,64 @@
+"""Training: natural, adversarial, regularized and fine-tuning runs, tracked and resumable.
+
+* :mod:`~robustcompress.training.trainer`: the SGD loop (Langenberg et al. 2019, §5)
+  with adversarial examples, the regularizers of eq. (8), proximal steps and masks;
+* :mod:`~robustcompress.training.trackers`: accuracy, loss terms, fooling ratios and
+  structure measures on a fixed evaluation subset, appended to ``metrics.jsonl``;
+* :mod:`~robustcompress.training.checkpoint`: safetensors + JSON checkpoints and
+  :func:`~robustcompress.training.checkpoint.load_model`;
+* :mod:`~robustcompress.training.rng`: derived seeds and captured RNG states that
+  make a resumed run identical to an uninterrupted one;
+* :mod:`~robustcompress.training.progress`: the run log and progress bars.
+"""
+
+from robustcompress.training.checkpoint import load_model, load_weights, read_checkpoint
+from robustcompress.training.progress import Reporter, RunLog, make_reporter
+from robustcompress.training.rng import derive_seed
+from robustcompress.training.trackers import (
+    STRUCTURE_MEASURES,
+    CleanTracker,
+    EvaluationContext,
+    FoolingRatioTracker,
+    Measurement,
+    MetricRecord,
+    StructureTracker,
+    Tracker,
+    latest_values,
+    read_metrics,
+)
+from robustcompress.training.trainer import (
+    SCHEDULES,
+    AdversarialTraining,
+    Callback,
+    Trainer,
+    TrainingSettings,
+    TrainResult,
+    learning_rate,
+)
+
+__all__ = [
+    "SCHEDULES",
+    "STRUCTURE_MEASURES",
+    "AdversarialTraining",
+    "Callback",
+    "CleanTracker",
+    "EvaluationContext",
+    "FoolingRatioTracker",
+    "Measurement",
+    "MetricRecord",
+    "Reporter",
+    "RunLog",
+    "StructureTracker",
+    "Tracker",
+    "TrainResult",
+    "Trainer",
+    "TrainingSettings",
+    "derive_seed",
+    "latest_values",
+    "learning_rate",
+    "load_model",
+    "load_weights",
+    "make_reporter",
+    "read_checkpoint",
+    "read_metrics",
+]

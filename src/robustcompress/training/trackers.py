@@ -1,0 +1,267 @@
+"""Trackers: what is measured on a fixed evaluation subset while a model trains.
+
+A tracker looks at the model at one moment (every ``N`` steps and at every epoch
+end) and returns :class:`Measurement` rows; the trainer stamps them with step and
+epoch and appends them to ``metrics.jsonl`` as they happen, one JSON object per
+line (``{"step", "epoch", "metric", "layer"?, "value"}``), flushing each line so a
+run that dies keeps its history.
+
+The three trackers follow what Langenberg et al. 2019 plot over training (§5,
+Figures 2–5):
+
+* :class:`CleanTracker`: clean accuracy and the loss terms of eq. (8) on the
+  evaluation subset (``accuracy``, ``loss/ce``, ``loss/<regularizer>``, ``loss/total``);
+* :class:`FoolingRatioTracker`: the fooling ratio of one attack, i.e. the share of
+  correctly classified inputs whose prediction the attack changes (§5), as
+  ``fooling_ratio/<label>``; by default FGSM, PGD (T = 20, α = 0.005) and GNM
+  (T = 5), all at ε = 0.05, the paper's setting;
+* :class:`StructureTracker`: structure measures of every weight matrix W_i
+  (effective rank, eq. 3, and effective sparsity, eq. 2, by default), one row per
+  matrix with ``layer = "W<i>"``.
+
+To add a tracker, subclass :class:`Tracker` and return measurements from
+:meth:`Tracker.measure`; :class:`EvaluationContext` gives it the model, the
+evaluation batch, cached clean logits and hidden representations (forward hooks).
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import IO, Any
+
+import torch
+from torch import nn
+
+from robustcompress.attacks import Attack
+from robustcompress.errors import ConfigError
+from robustcompress.models import capture_representations, weight_matrices
+from robustcompress.regularizers import Regularizer, regularized_loss
+from robustcompress.structure import (
+    effective_rank,
+    effective_sparsity,
+    exact_sparsity,
+    numerical_rank,
+    singular_value_std,
+    spectral_norm,
+    stable_rank,
+)
+
+STRUCTURE_MEASURES: dict[str, Callable[[torch.Tensor], float]] = {
+    "effective_rank": effective_rank,
+    "effective_sparsity": effective_sparsity,
+    "stable_rank": stable_rank,
+    "spectral_norm": spectral_norm,
+    "numerical_rank": numerical_rank,
+    "exact_sparsity": exact_sparsity,
+    "singular_value_std": singular_value_std,
+}
+"""Per-matrix measures a :class:`StructureTracker` can record, by name."""
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """One value a tracker measured; ``layer`` names the weight matrix when relevant."""
+
+    metric: str
+    value: float
+    layer: str | None = None
+
+
+@dataclass(frozen=True)
+class MetricRecord:
+    """One line of ``metrics.jsonl``."""
+
+    step: int
+    epoch: int
+    metric: str
+    value: float
+    layer: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        row: dict[str, Any] = {"step": self.step, "epoch": self.epoch, "metric": self.metric}
+        if self.layer is not None:
+            row["layer"] = self.layer
+        row["value"] = self.value if math.isfinite(self.value) else None
+        return row
+
+    @property
+    def key(self) -> str:
+        """``metric`` or ``metric/layer``: the name used in summaries."""
+        return self.metric if self.layer is None else f"{self.metric}/{self.layer}"
+
+
+@dataclass
+class EvaluationContext:
+    """What a tracker sees: the model (in eval mode) and the fixed evaluation batch."""
+
+    model: nn.Module
+    images: torch.Tensor
+    labels: torch.Tensor
+    step: int
+    epoch: int
+    regularizers: Sequence[Regularizer] = ()
+    _logits: torch.Tensor | None = field(default=None, repr=False)
+
+    @property
+    def logits(self) -> torch.Tensor:
+        """Clean logits of the evaluation batch, computed once per context."""
+        if self._logits is None:
+            with torch.no_grad():
+                self._logits = self.model(self.images)
+        return self._logits
+
+    def representations(self, names: Sequence[str] | None = None) -> dict[str, torch.Tensor]:
+        """Hidden representations t_i of the evaluation batch (``N × d`` each).
+
+        ``names`` are module paths (default: every activation module); see
+        :func:`robustcompress.models.capture_representations`.
+        """
+        with capture_representations(self.model, names) as store, torch.no_grad():
+            self._logits = self.model(self.images)
+        return dict(store)
+
+
+class Tracker(ABC):
+    """Something measured on the evaluation subset during training."""
+
+    name: str = ""
+
+    @abstractmethod
+    def measure(self, context: EvaluationContext) -> list[Measurement]:
+        """Measurements of the model at this moment."""
+
+
+class CleanTracker(Tracker):
+    """Clean accuracy and the eq. (8) loss terms on the evaluation subset.
+
+    The loss terms include every configured regularizer, also those applied as
+    proximal steps (which are not part of the training loss), so runs with and
+    without proximal steps report comparable ``loss/<name>`` values.
+    """
+
+    name = "clean"
+
+    def measure(self, context: EvaluationContext) -> list[Measurement]:
+        logits = context.logits
+        accuracy = (logits.argmax(dim=1) == context.labels).double().mean().item()
+        with torch.no_grad():
+            _, terms = regularized_loss(context.model, logits, context.labels, context.regularizers)
+        return [Measurement("accuracy", accuracy)] + [
+            Measurement(f"loss/{term}", value) for term, value in terms.items()
+        ]
+
+
+class FoolingRatioTracker(Tracker):
+    """The fooling ratio of one attack on the evaluation subset (Langenberg §5).
+
+    Computed with :func:`robustcompress.evaluation.fooling_ratio_of`: among the
+    inputs the model classifies correctly, the fraction whose prediction changes.
+    """
+
+    def __init__(self, label: str, attack: Attack) -> None:
+        self.label = label
+        self.attack = attack
+        self.name = f"fooling_ratio/{label}"
+
+    def measure(self, context: EvaluationContext) -> list[Measurement]:
+        from robustcompress.evaluation import fooling_ratio_of
+
+        value = fooling_ratio_of(context.model, context.images, context.labels, self.attack)
+        return [Measurement(self.name, float(value))]
+
+    def __repr__(self) -> str:
+        return f"FoolingRatioTracker({self.label!r}, {self.attack!r})"
+
+
+class StructureTracker(Tracker):
+    """Structure measures of every weight matrix W_i (``layer = "W<i>"``).
+
+    Convolutions are measured through the reshaped kernel W̃ (see
+    :mod:`robustcompress.models.weights`).
+    """
+
+    name = "structure"
+
+    def __init__(self, measures: Sequence[str] = ("effective_rank", "effective_sparsity")) -> None:
+        unknown = [m for m in measures if m not in STRUCTURE_MEASURES]
+        if unknown:
+            raise ConfigError(
+                f"unknown structure measure(s) {', '.join(unknown)}: "
+                f"choose from {', '.join(STRUCTURE_MEASURES)}"
+            )
+        self.measures = tuple(measures)
+
+    def measure(self, context: EvaluationContext) -> list[Measurement]:
+        rows = []
+        for wm in weight_matrices(context.model):
+            matrix = wm.matrix.detach()
+            for name in self.measures:
+                rows.append(Measurement(name, float(STRUCTURE_MEASURES[name](matrix)), wm.name))
+        return rows
+
+    def __repr__(self) -> str:
+        return f"StructureTracker({list(self.measures)})"
+
+
+class MetricsWriter:
+    """Appends :class:`MetricRecord` rows to ``metrics.jsonl``, one flushed line each."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._handle: IO[str] = open(self.path, "a", encoding="utf-8")  # noqa: SIM115
+
+    def write(self, records: Iterable[MetricRecord]) -> None:
+        for record in records:
+            self._handle.write(json.dumps(record.to_json()) + "\n")
+            self._handle.flush()
+
+    def offset(self) -> int:
+        """Current size of the file in bytes (stored in checkpoints for resuming)."""
+        self._handle.flush()
+        return self.path.stat().st_size
+
+    def close(self) -> None:
+        self._handle.close()
+
+
+def truncate_metrics(path: str | Path, offset: int) -> None:
+    """Cut ``metrics.jsonl`` back to ``offset`` bytes (drops rows newer than a checkpoint)."""
+    path = Path(path)
+    if path.exists() and path.stat().st_size > offset:
+        with open(path, "r+b") as handle:
+            handle.truncate(offset)
+
+
+def read_metrics(path: str | Path) -> list[dict[str, Any]]:
+    """All rows of a ``metrics.jsonl`` (a torn last line from a killed run is skipped)."""
+    path = Path(path)
+    if not path.exists():
+        return []
+    rows = []
+    with open(path, encoding="utf-8") as handle:
+        for line in handle:
+            try:
+                rows.append(json.loads(line))
+            except json.JSONDecodeError:
+                continue
+    return rows
+
+
+def latest_values(rows: Iterable[Mapping[str, Any]]) -> dict[str, float | None]:
+    """``{metric or metric/layer: value}`` of the last step that was tracked."""
+    rows = list(rows)
+    if not rows:
+        return {}
+    last = max(int(r["step"]) for r in rows)
+    out: dict[str, float | None] = {}
+    for r in rows:
+        if int(r["step"]) == last:
+            key = r["metric"] if r.get("layer") is None else f"{r['metric']}/{r['layer']}"
+            out[key] = r["value"]
+    return out
