@@ -1,0 +1,262 @@
+"""``robustcompress attack``: fooling ratio, adversarial accuracy and masking flags of a model.
+
+``MODEL_OR_CHECKPOINT`` is a checkpoint path (loaded with
+``robustcompress.training.checkpoint.load_model``) or a registered model name, which
+means an *untrained* model initialised with ``--seed`` (the output says so). The
+model is attacked on the first ``--limit`` images (a seeded, class-stratified subset)
+of the test split with :func:`robustcompress.evaluation.evaluate`; a comma-separated
+``--eps`` gives a robustness curve, a comma-separated ``--attack`` several attacks.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+import torch
+import yaml
+from torch import nn
+
+from robustcompress.cli.output import add_json_flag, print_json, print_table
+from robustcompress.errors import ConfigError, ModelError
+from robustcompress.evaluation.robustness import DEFAULT_BATCH_SIZE
+
+#: Columns of the terminal table (full rows are in ``--json``).
+COLUMNS = {
+    "attack": "attack",
+    "eps": "ε",
+    "fooling_ratio": "fooling ratio",
+    "adversarial_accuracy": "adv. accuracy",
+    "n_fooled": "fooled",
+    "n_correct": "correct",
+    "l2_median": "median ‖δ‖₂",
+    "linf_median": "median ‖δ‖∞",
+    "l2_relative": "‖δ‖₂/‖x‖₂",
+}
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    from robustcompress.models import list_models
+
+    p = sub.add_parser(
+        "attack",
+        help="attack a model: fooling ratio, adversarial accuracy, norms, masking flags",
+        description=(
+            "Attack a trained checkpoint (or an untrained registered model) on test images. "
+            "Prints the fooling ratio (among correctly classified inputs, Langenberg et al. "
+            "2019 §5), the adversarial accuracy (over all inputs), perturbation norms of the "
+            "successful attacks and the gradient-masking flags."
+        ),
+    )
+    p.add_argument(
+        "target",
+        metavar="MODEL_OR_CHECKPOINT",
+        help=f"a checkpoint path or a registered model ({', '.join(list_models())}; untrained)",
+    )
+    p.add_argument(
+        "--attack",
+        default="pgd",
+        help="attack name(s), comma-separated (default: pgd; see robustcompress.attacks)",
+    )
+    p.add_argument(
+        "--eps",
+        default=None,
+        help="budget(s), comma-separated for a curve, e.g. 0,0.02,0.05 (default: the attack's)",
+    )
+    p.add_argument("--steps", type=int, default=None, help="iterations of iterative attacks")
+    p.add_argument("--alpha", type=float, default=None, help="step size of iterative attacks")
+    p.add_argument(
+        "--set",
+        dest="settings",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="any other attack setting, e.g. --set random_start=true (repeatable)",
+    )
+    p.add_argument(
+        "--data", default=None, help="data set (default: the checkpoint's or the model's)"
+    )
+    p.add_argument("--split", default="test", help="data split (default: test)")
+    p.add_argument(
+        "--limit", type=int, default=None, help="number of images, a seeded subset (default: all)"
+    )
+    p.add_argument(
+        "--batch-size",
+        type=int,
+        default=DEFAULT_BATCH_SIZE,
+        help=f"images per batch (default: {DEFAULT_BATCH_SIZE})",
+    )
+    p.add_argument(
+        "--seed",
+        type=int,
+        default=0,
+        help="seed of the model initialisation (model names), the data subset and random "
+        "starts (default: 0)",
+    )
+    p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    p.add_argument(
+        "--no-masking", action="store_true", help="skip the gradient-masking checks (faster)"
+    )
+    p.add_argument(
+        "--per-sample", action="store_true", help="include per-sample arrays in --json output"
+    )
+    add_json_flag(p)
+    p.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from robustcompress.data import load_dataset
+    from robustcompress.device import resolve_device
+    from robustcompress.evaluation import evaluate
+
+    device = resolve_device(args.device)
+    model, description, default_data = load_target(args.target, args.seed, device)
+    dataset_name = args.data or default_data
+    dataset = load_dataset(dataset_name, args.split, limit=args.limit, seed=args.seed)
+    attacks = build_attacks(args)
+    record = evaluate(
+        model,
+        dataset,
+        attacks,
+        eps=parse_eps(args.eps),
+        device=device,
+        batch_size=args.batch_size,
+        check_masking=not args.no_masking,
+    )
+    data_description = f"{dataset_name} {args.split}, {record.n} images (seed {args.seed})"
+    if args.json:
+        print_json(
+            {
+                "model": description,
+                "target": args.target,
+                "data": {
+                    "dataset": dataset_name,
+                    "split": args.split,
+                    "limit": args.limit,
+                    "seed": args.seed,
+                },
+                **record.to_dict(per_sample=args.per_sample),
+            }
+        )
+        return 0
+    print(f"model: {description}")
+    print(f"data: {data_description}; clean accuracy {record.clean_accuracy:.4f}")
+    rows = [{COLUMNS[k]: row[k] for k in COLUMNS} for row in record.table()]
+    for row in rows:
+        row["ε"] = "unbounded" if row["ε"] is None else row["ε"]
+    print_table(
+        rows, list(COLUMNS.values()), title="fooling ratio over correctly classified inputs"
+    )
+    if record.masking:
+        print_table(
+            [
+                {
+                    "check": f.name,
+                    "triggered": "YES" if f.triggered else ("no" if f.checked else "—"),
+                    "value": f.value,
+                    "threshold": f.threshold,
+                    "meaning": f.explanation,
+                }
+                for f in record.masking
+            ],
+            title="gradient-masking checks",
+        )
+        if record.masking_suspected:
+            print("warning: gradient masking suspected; see the checks above", file=sys.stderr)
+    return 0
+
+
+def parse_eps(text: str | None) -> list[float] | None:
+    """``"0,0.02,0.05"`` → ``[0.0, 0.02, 0.05]``; ``None`` stays ``None``."""
+    if text is None:
+        return None
+    try:
+        return [float(part) for part in text.split(",") if part.strip()]
+    except ValueError:
+        raise ConfigError(
+            f"--eps {text!r}: give numbers separated by commas, e.g. --eps 0,0.02,0.05"
+        ) from None
+
+
+def parse_settings(items: list[str]) -> dict[str, Any]:
+    """``["steps=40", "random_start=true"]`` → ``{"steps": 40, "random_start": True}``.
+
+    Values are read as YAML scalars (numbers, ``true``/``false``, ``null``, strings).
+    """
+    out: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"--set {item!r}: write KEY=VALUE, e.g. --set random_start=true")
+        out[key.strip()] = yaml.safe_load(value)
+    return out
+
+
+def build_attacks(args: argparse.Namespace) -> dict[str, Any]:
+    """The attacks named by ``--attack``, each given the settings it has.
+
+    ``--steps``, ``--alpha`` and ``--set`` go to every listed attack that has that
+    setting; a setting no listed attack has is an error. Attacks with a ``seed`` get
+    ``--seed``, so random starts are reproducible.
+    """
+    from robustcompress.attacks import attack_class, get
+
+    names = [n.strip() for n in args.attack.split(",") if n.strip()]
+    if not names:
+        raise ConfigError("--attack is empty: name at least one attack, e.g. --attack pgd")
+    given = parse_settings(args.settings)
+    for key in ("steps", "alpha"):
+        if getattr(args, key) is not None:
+            given[key] = getattr(args, key)
+    fields = {n: {f.name for f in dataclasses.fields(attack_class(n))} for n in names}
+    unused = sorted(k for k in given if not any(k in f for f in fields.values()))
+    if unused:
+        raise ConfigError(
+            f"no attack among {', '.join(names)} has setting(s) {', '.join(unused)}: "
+            "see robustcompress.attacks.list_attacks() for each attack's settings"
+        )
+    return {
+        n: get(n, **{"seed": args.seed, **{k: v for k, v in given.items() if k in fields[n]}})
+        for n in names
+    }
+
+
+def load_target(target: str, seed: int, device: torch.device) -> tuple[nn.Module, str, str]:
+    """The model, a one-line description of it, and its default data set.
+
+    A registered model name gives an untrained model initialised with ``seed``; a path
+    gives the checkpoint's model (its data set is the one in the checkpoint's run
+    config, else the model's default).
+    """
+    from robustcompress.models import create_model, list_models, model_spec
+
+    if target in list_models():
+        with torch.random.fork_rng(devices=[]):
+            torch.manual_seed(seed)
+            model = create_model(target).to(device)
+        description = f"{target} (UNTRAINED, random initialisation with seed {seed})"
+        return model, description, model_spec(target).default_dataset
+    if not Path(target).exists():
+        raise ModelError(
+            f"{target!r} is neither a registered model ({', '.join(list_models())}) "
+            "nor an existing checkpoint path"
+        )
+    try:
+        from robustcompress.training.checkpoint import load_model, read_checkpoint
+    except ImportError as exc:
+        raise ModelError(
+            f"cannot load checkpoint {target!r}: robustcompress.training.checkpoint "
+            f"is not available ({exc}); pass a registered model name instead"
+        ) from exc
+    model = load_model(target, device=device)
+    name = getattr(model, "registry_name", None)
+    config = read_checkpoint(target).meta.get("config") or {}
+    run_config = config.get("config") if isinstance(config.get("config"), dict) else config
+    data = (run_config.get("data") or {}).get("dataset") if isinstance(run_config, dict) else None
+    default = data or (model_spec(name).default_dataset if name else None)
+    if default is None:
+        raise ConfigError(f"checkpoint {target!r} names no data set: pass --data")
+    return model, f"checkpoint {target}" + (f" ({name})" if name else ""), default

@@ -1,0 +1,55 @@
+"""Scoring attacks: robustness metrics, streaming evaluation and gradient-masking checks.
+
+Running an attack lives in :mod:`robustcompress.attacks`; scoring it lives here
+(adv_lib's split). :mod:`~robustcompress.evaluation.metrics` holds the pure metrics
+(fooling ratio, adversarial accuracy, perturbation sizes), :mod:`.robustness` the
+streaming :func:`evaluate` and :func:`fooling_ratio_of`, :mod:`.masking` the
+gradient-masking guardrails reported with every evaluation.
+"""
+
+from robustcompress.evaluation.masking import MaskingFlag, degenerate_input_gradients
+from robustcompress.evaluation.metrics import (
+    accuracy,
+    adversarial_accuracy,
+    correctly_classified,
+    expected_correct_distance,
+    fooled,
+    fooling_ratio,
+    input_norms,
+    mean_relative_perturbation,
+    perturbation_norms,
+    smallest_fooling_eps,
+    successful,
+    within_budget,
+)
+from robustcompress.evaluation.robustness import (
+    AttackCurve,
+    EvaluationRecord,
+    evaluate,
+    fooling_ratio_of,
+    iterate_batches,
+    masking_flags,
+)
+
+__all__ = [
+    "AttackCurve",
+    "EvaluationRecord",
+    "MaskingFlag",
+    "accuracy",
+    "adversarial_accuracy",
+    "correctly_classified",
+    "degenerate_input_gradients",
+    "evaluate",
+    "expected_correct_distance",
+    "fooled",
+    "fooling_ratio",
+    "fooling_ratio_of",
+    "input_norms",
+    "iterate_batches",
+    "masking_flags",
+    "mean_relative_perturbation",
+    "perturbation_norms",
+    "smallest_fooling_eps",
+    "successful",
+    "within_budget",
+]

@@ -1,0 +1,219 @@
+"""Gradient-masking guardrails: cheap signs that a robustness number is not to be trusted.
+
+A model can look robust only because its gradients are useless to a first-order
+attack (obfuscated or masked gradients; Athalye, Carlini & Wagner 2018, §3; Carlini
+et al. 2019, "On evaluating adversarial robustness", §5 checklist). Four symptoms are
+checked on every evaluation (spec §4e "masking checks"):
+
+``degenerate_gradients``
+    the input gradient ``∇_x J(x, y)`` is exactly zero or non-finite for many inputs;
+``iterative_weaker_than_single_step``
+    an iterative ℓ∞ attack (PGD, BIM) fools fewer inputs than FGSM at the same ε,
+    although it can take FGSM's step and more;
+``low_fooling_at_large_eps``
+    FGSM at ε = 1 (the ℓ∞ ball is then the whole image box) fools well below 100%;
+``non_monotone_curve``
+    adversarial accuracy rises with ε for some fixed-budget attack.
+
+Each check is a pure function of measured numbers returning a :class:`MaskingFlag`;
+:func:`degenerate_input_gradients` is the one that needs the model.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from robustcompress.attacks._utils import loss_gradient
+
+#: Share of inputs with zero / non-finite input gradients above which masking is flagged.
+#: A smooth trained model has none (the cross-entropy gradient vanishes exactly only
+#: when the softmax saturates in float32, margins above ~100 logits), so 10% is far
+#: from normal behaviour yet tolerant of a few saturated inputs.
+DEGENERATE_GRADIENT_SHARE = 0.10
+
+#: How many percentage points (as a fraction) an iterative attack may trail FGSM at the
+#: same ε before masking is flagged; a little slack because, per input, a projected
+#: path can miss a corner FGSM lands on.
+ITERATIVE_MARGIN = 0.02
+
+#: The "very large" ℓ∞ budget: with ε = 1 on [0, 1] images any image is reachable.
+LARGE_EPS = 1.0
+
+#: Minimum fooling ratio expected at :data:`LARGE_EPS`. FGSM at ε = 1 fooled 100% of
+#: the correctly classified inputs of briefly trained FCNN (MNIST) and CNN
+#: (Fashion-MNIST) models in our runs.
+LARGE_EPS_MIN_FOOLING = 0.95
+
+#: Largest rise of adversarial accuracy between a smaller and a larger ε tolerated
+#: before a curve counts as non-monotone.
+MONOTONE_TOLERANCE = 0.02
+
+#: Attacks (registry names) that take iterated ℓ∞ steps and therefore must be at least
+#: as strong as FGSM at the same ε.
+ITERATIVE_LINF_ATTACKS = ("pgd", "bim")
+
+#: Settings of the reference PGD run when no iterative ℓ∞ attack was requested:
+#: 10 steps of α = 2.5·ε/10 (spec §4e recommends α ≈ 2.5ε/steps), no random start.
+REFERENCE_PGD_STEPS = 10
+
+
+@dataclass(frozen=True)
+class MaskingFlag:
+    """One gradient-masking check.
+
+    Attributes:
+        name: the check's identifier (e.g. ``"degenerate_gradients"``).
+        triggered: ``True`` if the measured value crosses the threshold.
+        value: the measured value, or ``None`` if the check could not be run.
+        threshold: where the check triggers (its direction is in ``explanation``).
+        explanation: one line saying what was measured and what a trigger means.
+        checked: ``False`` when the evaluation did not contain what the check needs.
+    """
+
+    name: str
+    triggered: bool
+    value: float | None
+    threshold: float
+    explanation: str
+    checked: bool = True
+
+    def to_dict(self) -> dict[str, Any]:
+        """The flag as a JSON-able dict."""
+        return asdict(self)
+
+
+def _not_checked(name: str, threshold: float, why: str) -> MaskingFlag:
+    return MaskingFlag(name, False, None, threshold, f"not checked: {why}", checked=False)
+
+
+def degenerate_input_gradients(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """Per input, whether ``∇_x J(x_n, y_n)`` is identically zero or has a non-finite entry.
+
+    ``J`` is the cross-entropy of the logits, summed over the batch so each input's
+    gradient is its own. The model should already be in eval mode. Returns a boolean
+    vector of length N on ``x``'s device.
+    """
+    grad, _ = loss_gradient(model, x, y)
+    flat = grad.reshape(grad.shape[0], -1)
+    return (flat == 0).all(dim=1) | ~torch.isfinite(flat).all(dim=1)
+
+
+def check_gradients(
+    degenerate: Sequence[bool] | np.ndarray, threshold: float = DEGENERATE_GRADIENT_SHARE
+) -> MaskingFlag:
+    """Flag when more than ``threshold`` of the inputs have degenerate input gradients."""
+    name = "degenerate_gradients"
+    mask = np.asarray(degenerate, dtype=bool)
+    if not mask.size:
+        return _not_checked(name, threshold, "no inputs")
+    share = float(mask.mean())
+    return MaskingFlag(
+        name,
+        share > threshold,
+        share,
+        threshold,
+        f"share of inputs whose loss gradient is zero or non-finite (triggers above "
+        f"{threshold:g}): first-order attacks cannot move them",
+    )
+
+
+def check_iterative_vs_single_step(
+    single_step: Mapping[float, float],
+    iterative: Mapping[str, Mapping[float, float]],
+    margin: float = ITERATIVE_MARGIN,
+) -> MaskingFlag:
+    """Flag when an iterative attack's fooling ratio trails FGSM's by more than ``margin``.
+
+    ``single_step`` maps ε to FGSM's fooling ratio; ``iterative`` maps an attack label to
+    its own ``{ε: fooling ratio}``. The value is the largest ``FR_FGSM(ε) − FR_iter(ε)``
+    over every attack and every ε > 0 both were run at (NaN ratios are skipped).
+    """
+    name = "iterative_weaker_than_single_step"
+    gaps: list[tuple[float, str, float]] = []
+    for label, curve in iterative.items():
+        for eps, fr in curve.items():
+            ref = single_step.get(eps)
+            if eps > 0 and ref is not None and np.isfinite(ref) and np.isfinite(fr):
+                gaps.append((ref - fr, label, eps))
+    if not gaps:
+        return _not_checked(name, margin, "no iterative ℓ∞ attack shares an ε with FGSM")
+    gap, label, eps = max(gaps)
+    return MaskingFlag(
+        name,
+        gap > margin,
+        float(gap),
+        margin,
+        f"largest lead of FGSM's fooling ratio over an iterative attack at the same ε "
+        f"({label} at ε={eps:g}; triggers above {margin:g}): PGD can take FGSM's step, "
+        "so trailing it means its gradients mislead",
+    )
+
+
+def check_large_eps(
+    fooling_at_large_eps: float | None,
+    eps: float = LARGE_EPS,
+    threshold: float = LARGE_EPS_MIN_FOOLING,
+) -> MaskingFlag:
+    """Flag when the fooling ratio at the very large budget ``eps`` is below ``threshold``."""
+    name = "low_fooling_at_large_eps"
+    if fooling_at_large_eps is None or not np.isfinite(fooling_at_large_eps):
+        return _not_checked(name, threshold, f"no fooling ratio at ε={eps:g}")
+    value = float(fooling_at_large_eps)
+    return MaskingFlag(
+        name,
+        value < threshold,
+        value,
+        threshold,
+        f"FGSM fooling ratio at ε={eps:g}, where every image in the box is reachable "
+        f"(triggers below {threshold:g}): an unbounded attack should succeed everywhere",
+    )
+
+
+def largest_rise(eps: Sequence[float], values: Sequence[float]) -> float:
+    """``max_{ε_i < ε_j} (v_j − v_i)``: the largest increase along a curve sorted by ε.
+
+    Zero (or negative) for a non-increasing curve; NaN points are skipped; needs two
+    finite points, else NaN.
+    """
+    points = sorted(
+        (float(e), float(v)) for e, v in zip(eps, values, strict=True) if np.isfinite(v)
+    )
+    if len(points) < 2:
+        return float("nan")
+    best, low = -np.inf, points[0][1]
+    for _, v in points[1:]:
+        best = max(best, v - low)
+        low = min(low, v)
+    return float(best)
+
+
+def check_monotone(
+    curves: Mapping[str, tuple[Sequence[float], Sequence[float]]],
+    tolerance: float = MONOTONE_TOLERANCE,
+) -> MaskingFlag:
+    """Flag when adversarial accuracy rises with ε by more than ``tolerance`` on some curve.
+
+    ``curves`` maps an attack label to ``(eps values, adversarial accuracies)``; curves
+    with fewer than two ε are skipped. The value is the largest rise (:func:`largest_rise`).
+    """
+    name = "non_monotone_curve"
+    rises = {label: largest_rise(eps, acc) for label, (eps, acc) in curves.items() if len(eps) >= 2}
+    rises = {k: v for k, v in rises.items() if np.isfinite(v)}
+    if not rises:
+        return _not_checked(name, tolerance, "no fixed-budget attack was run at two or more ε")
+    label = max(rises, key=lambda k: rises[k])
+    rise = max(rises[label], 0.0)
+    return MaskingFlag(
+        name,
+        rise > tolerance,
+        rise,
+        tolerance,
+        f"largest rise of adversarial accuracy with growing ε ({label}; triggers above "
+        f"{tolerance:g}): a bigger budget can only help a working attack",
+    )
