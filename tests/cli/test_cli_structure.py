@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
-import types
 from typing import Any
 
 import pytest
@@ -57,7 +55,7 @@ def test_table_says_untrained_and_csv_is_written(
     path = tmp_path / "lenet5.csv"
     assert run("lenet5", "--csv", str(path), "--energy", "0.9") == 0
     out = capsys.readouterr()
-    assert "untrained, seed 0" in out.out and "rank@0.9" in out.out
+    assert "UNTRAINED, random initialisation with seed 0" in out.out and "rank@0.9" in out.out
     assert str(path) in out.err
     lines = path.read_text().splitlines()
     assert lines[0] == ",".join(REPORT_COLUMNS) and len(lines) == 5
@@ -68,27 +66,24 @@ def test_unknown_target_is_a_model_error() -> None:
         run("no-such-model")
 
 
-def test_checkpoint_path_is_loaded_with_load_model(
-    tmp_path: Any, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+def test_a_trained_run_directory_is_loaded_from_its_checkpoint(
+    tmp_path: Any, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    calls: list[str] = []
+    from robustcompress.experiments import run as run_experiment
+    from robustcompress.training.checkpoint import load_model
 
-    def load_model(path: str) -> torch.nn.Module:
-        calls.append(path)
-        torch.manual_seed(0)
-        return create_model("cnn")
-
-    fake = types.ModuleType("robustcompress.training.checkpoint")
-    fake.load_model = load_model  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "robustcompress.training.checkpoint", fake)
-    assert run(str(tmp_path)) == 0
-    assert calls == [str(tmp_path)]
+    config = {
+        "name": "tiny",
+        "data": {"limit": 128},
+        "model": {"kwargs": {"hidden": [8]}},
+        "optimizer": {"epochs": 1, "batch_size": 64, "lr": 0.05},
+        "tracking": {"eval_size": 16, "attacks": {}},
+    }
+    record = run_experiment(config, runs_dir=tmp_path, progress=False, echo=False)
+    assert run(str(record.run_dir), "--json") == 0
+    rows = json.loads(capsys.readouterr().out)
+    trained = weight_matrices(load_model(record.run_dir))
+    assert [r["shape"] for r in rows] == [[8, 784], [10, 8]]
+    assert rows[0]["effective_rank"] == pytest.approx(effective_rank(trained[0].matrix))
+    assert run(str(record.run_dir)) == 0
     assert "Structure of checkpoint" in capsys.readouterr().out
-
-
-def test_missing_checkpoint_loader_is_a_model_error(
-    tmp_path: Any, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setitem(sys.modules, "robustcompress.training.checkpoint", None)
-    with pytest.raises(ModelError, match="load_model"):
-        run(str(tmp_path))

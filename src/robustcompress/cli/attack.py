@@ -13,15 +13,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import sys
-from pathlib import Path
 from typing import Any
 
-import torch
 import yaml
-from torch import nn
 
 from robustcompress.cli.output import add_json_flag, print_json, print_table
-from robustcompress.errors import ConfigError, ModelError
+from robustcompress.cli.targets import load_target
+from robustcompress.errors import ConfigError
 from robustcompress.evaluation.robustness import DEFAULT_BATCH_SIZE
 
 #: Columns of the terminal table (full rows are in ``--json``).
@@ -113,7 +111,10 @@ def run(args: argparse.Namespace) -> int:
     from robustcompress.evaluation import evaluate
 
     device = resolve_device(args.device)
-    model, description, default_data = load_target(args.target, args.seed, device)
+    target = load_target(args.target, args.seed, device)
+    model, description, default_data = target.model, target.description, target.default_dataset
+    if default_data is None and not args.data:
+        raise ConfigError(f"checkpoint {args.target!r} names no data set: pass --data")
     dataset_name = args.data or default_data
     dataset = load_dataset(dataset_name, args.split, limit=args.limit, seed=args.seed)
     attacks = build_attacks(args)
@@ -222,41 +223,3 @@ def build_attacks(args: argparse.Namespace) -> dict[str, Any]:
         n: get(n, **{"seed": args.seed, **{k: v for k, v in given.items() if k in fields[n]}})
         for n in names
     }
-
-
-def load_target(target: str, seed: int, device: torch.device) -> tuple[nn.Module, str, str]:
-    """The model, a one-line description of it, and its default data set.
-
-    A registered model name gives an untrained model initialised with ``seed``; a path
-    gives the checkpoint's model (its data set is the one in the checkpoint's run
-    config, else the model's default).
-    """
-    from robustcompress.models import create_model, list_models, model_spec
-
-    if target in list_models():
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = create_model(target).to(device)
-        description = f"{target} (UNTRAINED, random initialisation with seed {seed})"
-        return model, description, model_spec(target).default_dataset
-    if not Path(target).exists():
-        raise ModelError(
-            f"{target!r} is neither a registered model ({', '.join(list_models())}) "
-            "nor an existing checkpoint path"
-        )
-    try:
-        from robustcompress.training.checkpoint import load_model, read_checkpoint
-    except ImportError as exc:
-        raise ModelError(
-            f"cannot load checkpoint {target!r}: robustcompress.training.checkpoint "
-            f"is not available ({exc}); pass a registered model name instead"
-        ) from exc
-    model = load_model(target, device=device)
-    name = getattr(model, "registry_name", None)
-    config = read_checkpoint(target).meta.get("config") or {}
-    run_config = config.get("config") if isinstance(config.get("config"), dict) else config
-    data = (run_config.get("data") or {}).get("dataset") if isinstance(run_config, dict) else None
-    default = data or (model_spec(name).default_dataset if name else None)
-    if default is None:
-        raise ConfigError(f"checkpoint {target!r} names no data set: pass --data")
-    return model, f"checkpoint {target}" + (f" ({name})" if name else ""), default

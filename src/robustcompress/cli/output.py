@@ -39,18 +39,26 @@ def _fmt(value: Any) -> str:
     if isinstance(value, float):
         return f"{value:.4g}"
     if isinstance(value, (list, tuple)):
-        return "×".join(str(v) for v in value) if all(isinstance(v, int) for v in value) else str(value)
+        return (
+            "×".join(str(v) for v in value)
+            if all(isinstance(v, int) for v in value)
+            else str(value)
+        )
     return "" if value is None else str(value)
 
 
 def print_table(
-    rows: Sequence[Mapping[str, Any]], columns: Sequence[str] | None = None, title: str | None = None
+    rows: Sequence[Mapping[str, Any]],
+    columns: Sequence[str] | None = None,
+    title: str | None = None,
 ) -> None:
     """Print records as a table (plain text when stdout is not a terminal)."""
     columns = list(columns or (rows[0].keys() if rows else []))
     table = Table(title=title)
     for c in columns:
-        table.add_column(c, justify="left" if not rows or isinstance(rows[0].get(c), str) else "right")
+        table.add_column(
+            c, justify="left" if not rows or isinstance(rows[0].get(c), str) else "right"
+        )
     for r in rows:
         table.add_row(*(_fmt(r.get(c)) for c in columns))
     Console(width=200).print(table)

@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import argparse
 import sys
-from pathlib import Path
 from typing import Any
 
-import torch
-from torch import nn
-
 from robustcompress.cli.output import add_json_flag, print_json, print_table
-from robustcompress.errors import ModelError
-from robustcompress.models import create_model, list_models
+from robustcompress.cli.targets import load_target
+from robustcompress.models import list_models
 from robustcompress.structure import report_to_csv, structure_report
 from robustcompress.structure.spectrum import DEFAULT_ENERGY
 
@@ -60,7 +56,9 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    model, title = _load(args.target, args.seed)
+    target = load_target(args.target, args.seed)
+    model = target.model
+    title = f"Structure of {target.description}"
     rows = structure_report(model, args.input_shape, energy=args.energy)
     if args.csv:
         report_to_csv(rows, args.csv)
@@ -70,30 +68,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print_table(_display_rows(rows, args.energy), title=title)
     return 0
-
-
-def _load(target: str, seed: int) -> tuple[nn.Module, str]:
-    """The model to measure and a table title saying what it is."""
-    if target in list_models():
-        with torch.random.fork_rng(devices=[]):
-            torch.manual_seed(seed)
-            model = create_model(target)
-        return model, f"Structure of {target} (untrained, seed {seed})"
-    if not Path(target).exists():
-        raise ModelError(
-            f"{target!r} is neither a registered model ({', '.join(list_models())}) "
-            "nor an existing checkpoint path"
-        )
-    try:
-        from robustcompress.training.checkpoint import load_model
-    except ImportError as exc:
-        raise ModelError(
-            f"cannot load checkpoint {target!r}: robustcompress.training.checkpoint.load_model "
-            f"is not available ({exc}); pass a registered model name instead"
-        ) from exc
-    model = load_model(target)
-    name = getattr(model, "registry_name", None)
-    return model, f"Structure of checkpoint {target}" + (f" ({name})" if name else "")
 
 
 def _display_rows(rows: list[dict[str, Any]], energy: float) -> list[dict[str, Any]]:
