@@ -16,7 +16,17 @@ from collections.abc import Sequence
 from robustcompress import __version__
 from robustcompress.errors import RobustCompressError
 
-COMMANDS = ("models", "data", "structure")
+COMMANDS = (
+    "models",
+    "data",
+    "structure",
+    "attack",
+    "run",
+    "sweep",
+    "runs",
+    "resume",
+    "reproduce",
+)
 
 
 def build_parser() -> argparse.ArgumentParser:

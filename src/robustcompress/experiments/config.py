@@ -32,12 +32,13 @@ settings.
 The **config hash** (:func:`config_hash`) names the run directory
 ``<name>-<hash>``. It covers everything that changes results: data, model,
 training (with ``init_from`` replaced by the starting run's own hash), optimizer,
-regularizers, proximal, tracking and seed. It leaves out ``name`` (a label),
-``device`` (CPU and GPU runs of one config are the same experiment; their numbers
-agree up to floating-point rounding) and ``checkpoint`` (how often state is saved
-does not change results: resuming is exact). The code version is not hashed:
-rerunning a finished config after changing the library returns the stored run;
-delete the run directory to recompute.
+regularizers, proximal, tracking (``tracking.mutual_information`` only when enabled,
+so runs stored before that switch existed keep their hashes) and seed. It leaves out
+``name`` (a label), ``device`` (CPU and GPU runs of one config are the same
+experiment; their numbers agree up to floating-point rounding) and ``checkpoint``
+(how often state is saved does not change results: resuming is exact). The code
+version is not hashed: rerunning a finished config after changing the library
+returns the stored run; delete the run directory to recompute.
 """
 
 from __future__ import annotations
@@ -228,6 +229,24 @@ def _check_lambda(value: Any, what: str) -> float:
     return float(number)
 
 
+class MutualInformationConfig(_Section):
+    """KDE bounds on I(X; T_i) and I(T_i; Y) per hidden layer over training (Figure 2).
+
+    Off by default: the paper tracks it for the FCNN only, and the bounds mean little
+    for wide layers (they saturate at log2 N). The sample is a fixed, seeded,
+    class-stratified subset of the tracking split (``tracking.eval_split``, seed
+    ``tracking.eval_seed``) of ``eval_size`` inputs: N enters the bounds
+    (``I_up ≤ log2 N``), so it stays fixed within and across the runs compared.
+    σ² = 0.1 is the paper's noise variance (§5).
+    """
+
+    enabled: bool = Field(default=False, description="track the mutual-information bounds")
+    eval_size: int = Field(default=1000, gt=1, description="size N of the fixed sample of inputs")
+    noise_variance: float = Field(
+        default=0.1, gt=0, description="σ² of the Gaussian noise added to t_i (paper: 0.1)"
+    )
+
+
 class TrackingConfig(_Section):
     """What is measured on the fixed evaluation subset, and how often."""
 
@@ -242,6 +261,10 @@ class TrackingConfig(_Section):
     structure: list[str] = Field(
         default_factory=lambda: ["effective_rank", "effective_sparsity"],
         description="per-weight-matrix measures to track",
+    )
+    mutual_information: MutualInformationConfig = Field(
+        default_factory=MutualInformationConfig,
+        description="mutual-information bounds per hidden layer (off by default)",
     )
 
 
@@ -480,6 +503,15 @@ def check_against_model(config: RunConfig) -> None:
             attacks.get(name, **params)
         except RobustCompressError as exc:
             raise fail(f"tracking.attacks.{name}", exc) from None
+    if config.tracking.mutual_information.enabled:
+        from robustcompress.models import hidden_layer_names
+
+        if not hidden_layer_names(model):
+            raise fail(
+                "tracking.mutual_information",
+                f"model {config.model.name!r} has no hidden activation modules to measure; "
+                "set enabled: false",
+            )
     unknown = [m for m in config.tracking.structure if m not in STRUCTURE_MEASURES]
     if unknown:
         raise fail(
@@ -498,6 +530,9 @@ def config_hash(config: RunConfig, init_hash: str | None = None) -> str:
     the reference itself, so a starting run named by path or by name hashes the same.
     """
     payload = config.model_dump(mode="json", exclude=set(HASH_EXCLUDED))
+    if not config.tracking.mutual_information.enabled:
+        # Added after runs were stored: leaving the default out keeps their hashes.
+        del payload["tracking"]["mutual_information"]
     if config.training.init_from is not None:
         if init_hash is None:
             raise ConfigError(

@@ -182,6 +182,7 @@ def _train(
         AdversarialTraining,
         CleanTracker,
         FoolingRatioTracker,
+        MutualInformationTracker,
         StructureTracker,
         Trainer,
         TrainingSettings,
@@ -228,6 +229,19 @@ def _train(
             ),
             StructureTracker(tracking.structure),
         ]
+        information = tracking.mutual_information
+        if information.enabled:
+            sample = load_dataset(
+                dataset,
+                tracking.eval_split,
+                limit=information.eval_size,
+                seed=tracking.eval_seed,
+            )
+            trackers.append(
+                MutualInformationTracker(
+                    (sample.images, sample.labels), noise_variance=information.noise_variance
+                )
+            )
         opt = config.optimizer
         assert opt.lr is not None and opt.batch_size is not None
         settings = TrainingSettings(

@@ -17,7 +17,10 @@ Figures 2–5):
   (T = 5), all at ε = 0.05, the paper's setting;
 * :class:`StructureTracker`: structure measures of every weight matrix W_i
   (effective rank, eq. 3, and effective sparsity, eq. 2, by default), one row per
-  matrix with ``layer = "W<i>"``.
+  matrix with ``layer = "W<i>"``;
+* :class:`MutualInformationTracker`: KDE bounds on I(X; T_i) and I(T_i; Y) of every
+  hidden representation t_i (Figure 2, σ² = 0.1) on a fixed sample, one row per
+  bound and layer (``layer = "t<i>"``).
 
 To add a tracker, subclass :class:`Tracker` and return measurements from
 :meth:`Tracker.measure`; :class:`EvaluationContext` gives it the model, the
@@ -45,6 +48,7 @@ from robustcompress.structure import (
     effective_rank,
     effective_sparsity,
     exact_sparsity,
+    layer_mutual_information,
     numerical_rank,
     singular_value_std,
     spectral_norm,
@@ -206,6 +210,80 @@ class StructureTracker(Tracker):
 
     def __repr__(self) -> str:
         return f"StructureTracker({list(self.measures)})"
+
+
+MUTUAL_INFORMATION_METRICS = (
+    "mi_input_lower",
+    "mi_input_upper",
+    "mi_label_lower",
+    "mi_label_upper",
+)
+"""The rows a :class:`MutualInformationTracker` writes per hidden layer (in bits)."""
+
+
+class MutualInformationTracker(Tracker):
+    """KDE bounds on the mutual information of each hidden layer (Langenberg §5, Figure 2).
+
+    For every hidden representation t_i (the outputs of the activation modules,
+    eq. 4) it records the Kolchinsky–Tracey bracket ``I_lo ≤ I(X; T_i) ≤ I_up`` and
+    the bracket on ``I(T_i; Y)`` with Gaussian noise of variance σ² added to t_i
+    (:func:`robustcompress.structure.layer_mutual_information`), in bits, as rows
+    ``mi_input_lower``, ``mi_input_upper``, ``mi_label_lower`` and ``mi_label_upper``
+    with ``layer = "t<i>"`` (the paper's t_i: the i-th hidden activation module in
+    forward order; a module given in ``layers`` that is not one keeps its path). The
+    paper uses σ² = 0.1 for the FCNN.
+
+    The estimates depend on the number N of inputs (``I_up ≤ log2 N``), so the sample
+    is fixed for the whole run: ``sample = (images, labels)`` given at construction,
+    or the trainer's evaluation subset when ``sample`` is ``None``.
+    """
+
+    name = "mutual_information"
+
+    def __init__(
+        self,
+        sample: tuple[torch.Tensor, torch.Tensor] | None = None,
+        noise_variance: float = 0.1,
+        layers: Sequence[str] | None = None,
+    ) -> None:
+        if sample is not None and len(sample[0]) != len(sample[1]):
+            raise ConfigError(
+                f"mutual-information sample has {len(sample[0])} images but "
+                f"{len(sample[1])} labels: give one label per image"
+            )
+        if not (isinstance(noise_variance, (int, float)) and noise_variance > 0):
+            raise ConfigError(
+                f"mutual-information noise_variance must be > 0 (got {noise_variance!r})"
+            )
+        self.sample = sample
+        self.noise_variance = float(noise_variance)
+        self.layers = None if layers is None else list(layers)
+
+    def measure(self, context: EvaluationContext) -> list[Measurement]:
+        sample = self.sample if self.sample is not None else (context.images, context.labels)
+        images, labels = sample
+        parameter = next(context.model.parameters(), None)
+        if parameter is not None:
+            images, labels = images.to(parameter.device), labels.to(parameter.device)
+        records = layer_mutual_information(
+            context.model,
+            images,
+            labels,
+            layers=self.layers,
+            noise_variance=self.noise_variance,
+            unit="bits",
+        )
+        rows = []
+        for record in records:
+            index = record["index"]
+            layer = f"t{index}" if index is not None else str(record["layer"])
+            for metric in MUTUAL_INFORMATION_METRICS:
+                rows.append(Measurement(metric, float(record[metric]), layer))  # type: ignore[arg-type]
+        return rows
+
+    def __repr__(self) -> str:
+        n = "eval subset" if self.sample is None else len(self.sample[0])
+        return f"MutualInformationTracker(n={n}, noise_variance={self.noise_variance})"
 
 
 class MetricsWriter:

@@ -1,0 +1,106 @@
+"""``robustcompress reproduce RECIPE``: run a paper's whole grid (cached) and report it."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from robustcompress.cli.output import add_json_flag, print_json, print_table
+from robustcompress.cli.run import add_device_flag, add_runs_dir_flag
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "reproduce",
+        help="reproduce a paper end to end: every run, masking checks, an HTML report",
+        description=(
+            "Plan every run of RECIPE for a profile and seeds, run those not finished yet "
+            "(finished runs are reused), compute the gradient-masking flags of every "
+            "model, write <runs dir>/reproductions/<recipe>-<profile>/manifest.json and "
+            "build the HTML report there. Recipes: langenberg2019."
+        ),
+    )
+    p.add_argument("recipe", help="recipe name (langenberg2019)")
+    p.add_argument(
+        "--profile",
+        default=None,
+        help="quick (subsampled, one seed, minutes; the default) or full (full data, 3 seeds)",
+    )
+    p.add_argument(
+        "--seeds",
+        type=int,
+        default=None,
+        metavar="N",
+        help="run seeds 0..N-1 (default: the profile's: 1 for quick, 3 for full)",
+    )
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=None,
+        metavar="N",
+        help="parallel worker processes (default: min(2, cores)); each gets "
+        "max(1, cores // N) torch threads",
+    )
+    p.add_argument("--no-report", action="store_true", help="do not build the HTML report")
+    add_runs_dir_flag(p)
+    add_device_flag(p)
+    add_json_flag(p)
+    p.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from robustcompress.experiments.executor import available_cores
+    from robustcompress.experiments.recipes import get_recipe, reproduce
+
+    recipe = get_recipe(args.recipe)
+    workers = args.workers if args.workers is not None else min(2, available_cores())
+    result = reproduce(
+        recipe,
+        args.profile,
+        seeds=args.seeds,
+        workers=workers,
+        runs_dir=args.runs_dir,
+        device=args.device,
+    )
+    report = None if args.no_report else build_report(result.directory)
+    manifest = result.manifest
+    if args.json:
+        print_json(
+            {
+                "manifest": str(result.manifest_path),
+                "report": None if report is None else str(report),
+                "wall_time_s": manifest["wall_time_s"],
+                "runs": manifest["runs"],
+                "errors": result.errors,
+            }
+        )
+    else:
+        rows = [
+            {
+                "model": r["model"],
+                "method": r["method"],
+                "seed": r["seed"],
+                "status": r["status"],
+                "run": r["name"],
+            }
+            for r in manifest["runs"]
+        ]
+        print_table(rows, ["model", "method", "seed", "status", "run"], title=recipe.title)
+        print(f"manifest: {result.manifest_path}", file=sys.stderr)
+        if report is not None:
+            print(f"report: {report}", file=sys.stderr)
+    return 1 if result.errors else 0
+
+
+def build_report(directory: object) -> object | None:
+    """``robustcompress.reporting.build_report(directory)``, or a note if it is missing."""
+    try:
+        from robustcompress.reporting import build_report as build
+    except ImportError:
+        print(
+            "note: robustcompress.reporting is not available; no HTML report built "
+            "(the manifest is complete: run `robustcompress report DIR` later)",
+            file=sys.stderr,
+        )
+        return None
+    return build(directory)

@@ -1,0 +1,417 @@
+"""Reproduction recipes: a paper's whole grid of runs, run through the cached runner.
+
+A :class:`Recipe` turns a :class:`Profile` (how much data, how many epochs, how big
+the evaluation subsets) and a list of seeds into :class:`PlannedRun` rows: one
+validated :class:`~robustcompress.experiments.config.RunConfig` per model × method ×
+seed, with the method's id, display label and group. :func:`reproduce` runs them as
+one sweep (so finished runs are reused: a second call only recomputes what is
+missing), computes the gradient-masking flags of every finished model on a fixed
+test sample, and writes the *reproduction directory*::
+
+    <runs root>/reproductions/<recipe>-<profile>/manifest.json
+    <runs root>/reproductions/<recipe>-<profile>/masking/<run dir name>.json  (cache)
+
+The manifest is the contract with :mod:`robustcompress.reporting`::
+
+    {"recipe", "profile", "seeds", "started", "wall_time_s", "choices": [...],
+     "runs": [{"run_dir" (relative to the manifest's folder), "model", "dataset",
+               "method", "label", "group", "seed", "status"}, ...],
+     "masking": [{"model", "method", "seed", "run_dir", "flags": [...]}, ...]}
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import json
+import multiprocessing
+import os
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from robustcompress.errors import ConfigError
+from robustcompress.experiments.config import RunConfig
+from robustcompress.experiments.store import (
+    RunRecord,
+    read_json,
+    run_dir_name,
+    run_status,
+    runs_root,
+    write_json_atomic,
+)
+
+Group = Literal["natural", "adversarial", "regularized"]
+MANIFEST_FILE = "manifest.json"
+REPRODUCTIONS_DIR = "reproductions"
+
+
+@dataclass(frozen=True)
+class MaskingCheck:
+    """Where the gradient-masking flags are computed: attacks at one ε on a test sample."""
+
+    size: int
+    eps: float = 0.05
+    seed: int = 0
+
+
+@dataclass(frozen=True)
+class Profile:
+    """How big a reproduction is; the recipe reads its model-specific fields.
+
+    ``settings`` maps a model name to its schedule (a mapping the recipe interprets:
+    training-set size, epochs, evaluation sizes, tracking points).
+    """
+
+    name: str
+    description: str
+    seeds: int
+    settings: Mapping[str, Mapping[str, Any]]
+    masking: MaskingCheck
+
+    def __post_init__(self) -> None:
+        if self.seeds < 1:
+            raise ConfigError(f"profile {self.name!r}: seeds must be ≥ 1 (got {self.seeds})")
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One run of a recipe: what the report needs to know about it, and its config."""
+
+    model: str
+    dataset: str
+    method: str
+    label: str
+    group: Group
+    seed: int
+    config: RunConfig
+    starts_from: PlannedRun | None = None
+    """The run this one fine-tunes (same model and seed), or ``None``."""
+
+    @property
+    def hash(self) -> str:
+        """The config hash, through the starting run's hash (as the runner computes it)."""
+        from robustcompress.experiments.config import config_hash
+
+        start = self.starts_from.hash if self.starts_from is not None else None
+        return config_hash(self.config, start)
+
+
+@dataclass(frozen=True)
+class Recipe:
+    """A reproducible grid: profiles, the design choices and the planner."""
+
+    name: str
+    title: str
+    profiles: Mapping[str, Profile]
+    choices: Sequence[str]
+    plan: Callable[[Profile, Sequence[int]], list[PlannedRun]]
+    default_profile: str = "quick"
+
+    def profile(self, name: str | Profile) -> Profile:
+        """The profile called ``name`` (a :class:`Profile` is returned unchanged)."""
+        if isinstance(name, Profile):
+            return name
+        try:
+            return self.profiles[name]
+        except KeyError:
+            raise ConfigError(
+                f"recipe {self.name}: unknown profile {name!r} "
+                f"(choose from {', '.join(self.profiles)})"
+            ) from None
+
+
+@dataclass
+class Reproduction:
+    """What :func:`reproduce` did: the manifest written and the runs behind it."""
+
+    directory: Path
+    manifest: dict[str, Any]
+    errors: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def manifest_path(self) -> Path:
+        return self.directory / MANIFEST_FILE
+
+
+def seed_list(profile: Profile, seeds: int | Sequence[int] | None) -> list[int]:
+    """Seeds 0 … N−1 for ``seeds = N`` (default: the profile's), or the given list."""
+    if seeds is None:
+        seeds = profile.seeds
+    if isinstance(seeds, int):
+        if isinstance(seeds, bool) or seeds < 1:
+            raise ConfigError(f"--seeds must be a positive number of seeds (got {seeds})")
+        return list(range(seeds))
+    out = [int(s) for s in seeds]
+    if not out or any(s < 0 for s in out) or len(set(out)) != len(out):
+        raise ConfigError(f"seeds must be distinct non-negative integers (got {list(seeds)})")
+    return out
+
+
+def reproduction_dir(
+    recipe: Recipe, profile: Profile, runs_dir: str | os.PathLike[str] | None
+) -> Path:
+    """``<runs root>/reproductions/<recipe>-<profile>``."""
+    return runs_root(runs_dir) / REPRODUCTIONS_DIR / f"{recipe.name}-{profile.name}"
+
+
+def reproduce(
+    recipe: Recipe,
+    profile: str | Profile | None = None,
+    *,
+    seeds: int | Sequence[int] | None = None,
+    workers: int = 1,
+    runs_dir: str | os.PathLike[str] | None = None,
+    device: str | None = None,
+    log: Callable[[str], None] | None = None,
+) -> Reproduction:
+    """Run (or reuse) every run of ``recipe`` and write its reproduction directory.
+
+    Runs go through :func:`robustcompress.experiments.run_sweep` with a sequential
+    executor (``workers = 1``) or a pool of ``workers`` processes, so a finished run
+    is never recomputed. Fine-tuning runs execute after the runs they start from. A
+    run that fails is recorded with status ``failed`` and does not stop the others.
+
+    ``wall_time_s`` and ``started`` in the manifest describe the call that computed
+    the runs: a later call that only reuses finished runs keeps them (and appends
+    itself to ``calls``), so the record of what the grid cost survives re-reporting.
+
+    Returns:
+        The :class:`Reproduction`, whose ``manifest`` is also written to disk.
+    """
+    from robustcompress.experiments.executor import make_executor
+    from robustcompress.experiments.sweep import run_sweep
+
+    say = log or (lambda text: print(text, file=sys.stderr))
+    chosen = recipe.profile(profile or recipe.default_profile)
+    seed_values = seed_list(chosen, seeds)
+    planned = recipe.plan(chosen, seed_values)
+    sweep = planned_sweep(f"{recipe.name}-{chosen.name}", planned)
+    root = runs_root(runs_dir)
+    directory = reproduction_dir(recipe, chosen, root)
+    directory.mkdir(parents=True, exist_ok=True)
+    previous = read_json(directory / MANIFEST_FILE)
+    finished_before = {
+        p.config.name
+        for p in planned
+        if run_status(root / run_dir_name(p.config.name, p.hash)) == "finished"
+    }
+    started = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+    clock = time.perf_counter()
+    say(
+        f"{recipe.name} ({chosen.name}): {len(planned)} runs, seeds {seed_values}, "
+        f"{workers} worker(s); runs in {root}"
+    )
+    done = 0
+
+    def on_done(point: Any, record: RunRecord | None, error: str | None) -> None:
+        nonlocal done
+        done += 1
+        state = f"failed: {error}" if error else f"{record.status if record else '?'}"
+        say(f"[{done}/{len(planned)}] {point.config.name}: {state}")
+
+    with make_executor(workers, runs_dir=root, device=device, progress=False) as executor:
+        result = run_sweep(sweep, executor, runs_dir=root, on_done=on_done)
+    records = dict(zip((p.config.name for p in planned), result.records, strict=True))
+    masking = masking_flags_for(
+        planned, records, chosen.masking, directory, workers=workers, log=say
+    )
+    runs = []
+    for p in planned:
+        record = records[p.config.name]
+        run_dir = _planned_run_dir(p, record, root)
+        runs.append(
+            {
+                "run_dir": os.path.relpath(run_dir, directory),
+                "name": p.config.name,
+                "model": p.model,
+                "dataset": p.dataset,
+                "method": p.method,
+                "label": p.label,
+                "group": p.group,
+                "seed": p.seed,
+                "starts_from": p.starts_from.method if p.starts_from else None,
+                "status": record.status if record is not None else "failed",
+                "reused": p.config.name in finished_before,
+                "error": result.errors.get(p.config.name),
+            }
+        )
+    wall = round(time.perf_counter() - clock, 1)
+    computed = len(planned) - len(finished_before)
+    call = {"started": started, "wall_time_s": wall, "runs_computed": computed}
+    calls = [*previous.get("calls", []), call] if previous.get("seeds") == seed_values else [call]
+    if computed == 0 and previous.get("seeds") == seed_values and "wall_time_s" in previous:
+        started, wall = previous["started"], previous["wall_time_s"]
+    manifest = {
+        "recipe": recipe.name,
+        "title": recipe.title,
+        "profile": chosen.name,
+        "profile_description": chosen.description,
+        "seeds": seed_values,
+        "started": started,
+        "wall_time_s": wall,
+        "compute_time_s": round(_compute_time(records.values()), 1),
+        "calls": calls,
+        "workers": workers,
+        "choices": list(recipe.choices),
+        "runs": runs,
+        "masking": masking,
+    }
+    write_json_atomic(directory / MANIFEST_FILE, manifest)
+    say(f"manifest written to {directory / MANIFEST_FILE} ({manifest['wall_time_s']} s)")
+    return Reproduction(directory, manifest, dict(result.errors))
+
+
+def planned_sweep(name: str, planned: Sequence[PlannedRun]) -> Any:
+    """The planned runs as an expanded :class:`~robustcompress.experiments.sweep.Sweep`.
+
+    The variant is ``<model>-<method>`` and the seed the grid value, so the sweep
+    summary gives mean ± std over seeds per method; the sweep machinery orders the
+    fine-tuning runs after their starting runs and hands ``init_from`` names to the
+    workers as dependencies.
+    """
+    from robustcompress.experiments.sweep import Sweep, SweepConfig, SweepPoint
+
+    by_name = {p.config.name: p.config for p in planned}
+    if len(by_name) != len(planned):
+        raise ConfigError(f"recipe {name}: two planned runs share a name")
+    points = [SweepPoint(f"{p.model}-{p.method}", {"seed": p.seed}, p.config) for p in planned]
+    dependencies = {}
+    for p in planned:
+        start = p.config.training.init_from
+        if start is not None:
+            if start not in by_name:
+                raise ConfigError(
+                    f"recipe {name}: run {p.config.name} starts from {start!r}, "
+                    "which the recipe does not plan"
+                )
+            dependencies[start] = by_name[start]
+    schema = SweepConfig(name=name, base={})
+    return Sweep(schema, f"<recipe {name}>", points, dependencies)
+
+
+def _planned_run_dir(p: PlannedRun, record: RunRecord | None, root: Path) -> Path:
+    """The run's directory: from its record, or from the config hashes when it failed."""
+    return record.run_dir if record is not None else root / run_dir_name(p.config.name, p.hash)
+
+
+def _compute_time(records: Any) -> float:
+    total = 0.0
+    for record in records:
+        if record is not None:
+            total += float((record.summary.get("timing") or {}).get("total_s") or 0.0)
+    return total
+
+
+# ------------------------------------------------------------------ masking
+
+
+def masking_flags_for(
+    planned: Sequence[PlannedRun],
+    records: Mapping[str, RunRecord | None],
+    check: MaskingCheck,
+    directory: Path,
+    *,
+    workers: int = 1,
+    log: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Gradient-masking flags of every finished run (cached per run in ``masking/``).
+
+    Each model is evaluated with :func:`robustcompress.evaluation.evaluate` (FGSM, and
+    PGD with T = 20 and α = ε/10: the paper's 0.005 at ε = 0.05) at ε/2 and ε =
+    ``check.eps`` (two budgets, so the monotonicity check runs) on a fixed, seeded
+    test subset of ``check.size`` images; the four flags (degenerate
+    gradients, iterative weaker than single-step, no success at ε = 1, non-monotone
+    curves) are stored as dicts, with the clean accuracy on the whole test set
+    (``test_accuracy``, ``test_size``: the numbers Tables 1–2 compare with). The cache
+    file is keyed by the run directory and the check's settings, so a second call
+    reuses it.
+    """
+    cache = directory / "masking"
+    cache.mkdir(parents=True, exist_ok=True)
+    jobs: list[tuple[PlannedRun, Path, Path]] = []
+    for p in planned:
+        record = records.get(p.config.name)
+        if record is None or record.status != "finished":
+            continue
+        out = cache / f"{record.run_dir.name}-n{check.size}-eps{check.eps:g}-s{check.seed}.json"
+        jobs.append((p, record.run_dir, out))
+    todo = [
+        (str(run_dir), p.dataset, check, str(out)) for p, run_dir, out in jobs if not out.exists()
+    ]
+    if todo:
+        if log is not None:
+            log(f"masking checks: {len(todo)} model(s) on {check.size} test images")
+        if workers > 1 and len(todo) > 1:
+            from robustcompress.experiments.executor import threads_per_worker
+
+            context = multiprocessing.get_context("spawn")
+            with concurrent.futures.ProcessPoolExecutor(
+                max_workers=workers, mp_context=context
+            ) as pool:
+                threads = threads_per_worker(workers)
+                list(pool.map(_masking_job, [(*job, threads) for job in todo]))
+        else:
+            for job in todo:
+                _masking_job((*job, None))
+    rows = []
+    for p, run_dir, out in jobs:
+        rows.append(
+            {
+                "model": p.model,
+                "method": p.method,
+                "seed": p.seed,
+                "run_dir": os.path.relpath(run_dir, directory),
+                **read_json(out),
+            }
+        )
+    return rows
+
+
+def _masking_job(job: tuple[str, str, MaskingCheck, str, int | None]) -> None:
+    """Evaluate one stored model and write its masking flags (runs in a worker)."""
+    import torch
+
+    run_dir, dataset, check, out, threads = job
+    if threads is not None:
+        torch.set_num_threads(threads)
+    from robustcompress import attacks
+    from robustcompress.data import load_dataset
+    from robustcompress.evaluation import evaluate
+    from robustcompress.training import load_model
+
+    model = load_model(run_dir)
+    test = load_dataset(dataset, "test", limit=check.size, seed=check.seed)
+    record = evaluate(
+        model,
+        (test.images, test.labels),
+        {
+            "fgsm": attacks.get("fgsm", eps=check.eps),
+            "pgd": attacks.get("pgd", eps=check.eps, steps=20, alpha=check.eps / 10),
+        },
+        eps=[check.eps / 2, check.eps],
+        device="cpu",
+    )
+    flags = [flag.to_dict() for flag in record.masking]
+    full = load_dataset(dataset, "test")
+    with torch.no_grad():
+        correct = sum(
+            int((model(full.images[i : i + 1000]).argmax(dim=1) == full.labels[i : i + 1000]).sum())
+            for i in range(0, len(full.labels), 1000)
+        )
+    payload = {
+        "test_accuracy": correct / len(full.labels),
+        "test_size": len(full.labels),
+        "n": int(record.n),
+        "eps": check.eps,
+        "clean_accuracy": float(record.clean_accuracy),
+        "fooling_ratio": {
+            "fgsm": float(record.fooling_ratio("fgsm", check.eps)),
+            "pgd": float(record.fooling_ratio("pgd", check.eps)),
+        },
+        "masking_suspected": bool(record.masking_suspected),
+        "flags": flags,
+    }
+    write_json_atomic(Path(out), json.loads(json.dumps(payload)))
