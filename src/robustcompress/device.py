@@ -24,5 +24,7 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
             f"unknown device {name!r}: use 'auto', 'cpu', 'cuda' or 'cuda:N'"
         ) from exc
     if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"device {name!r} requested but CUDA is not available: use 'cpu' or 'auto'")
+        raise ConfigError(
+            f"device {name!r} requested but CUDA is not available: use 'cpu' or 'auto'"
+        )
     return device

@@ -90,14 +90,14 @@ def test_resolve_weight_matrix_by_name_path_and_index() -> None:
     assert resolve_weight_matrix(mats, "W2") is mats[1]
     assert resolve_weight_matrix(mats, 2) is mats[1]
     assert resolve_weight_matrix(mats, mats[1].module_name) is mats[1]
-    with pytest.raises(ModelError, match="unknown weight matrix 'W9'.*W1"):
+    with pytest.raises(ModelError, match=r"unknown weight matrix 'W9'.*W1"):
         resolve_weight_matrix(mats, "W9")
 
 
 def test_unknown_model_and_option_errors() -> None:
-    with pytest.raises(ModelError, match="unknown model 'vgg'.*fcnn"):
+    with pytest.raises(ModelError, match=r"unknown model 'vgg'.*fcnn"):
         create_model("vgg")
-    with pytest.raises(ModelError, match="no option.*widht.*allowed"):
+    with pytest.raises(ModelError, match=r"no option.*widht.*allowed"):
         create_model("fcnn", widht=3)
 
 

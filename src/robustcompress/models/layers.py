@@ -40,9 +40,7 @@ class Normalize(nn.Module):
         return (x - self.mean) / self.std
 
 
-def maybe_normalize(
-    mean: Sequence[float] | None, std: Sequence[float] | None
-) -> nn.Module:
+def maybe_normalize(mean: Sequence[float] | None, std: Sequence[float] | None) -> nn.Module:
     """A :class:`Normalize` layer, or the identity when ``mean``/``std`` are ``None``."""
     if mean is None and std is None:
         return nn.Identity()

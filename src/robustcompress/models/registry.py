@@ -34,7 +34,9 @@ class ModelSpec:
         """The factory's keyword defaults (its configurable settings)."""
         sig = inspect.signature(self.factory)
         return {
-            k: p.default for k, p in sig.parameters.items() if p.default is not inspect.Parameter.empty
+            k: p.default
+            for k, p in sig.parameters.items()
+            if p.default is not inspect.Parameter.empty
         }
 
 
