@@ -5,7 +5,7 @@ low-dimensional representations, fewer connections) makes a network robust to
 adversarial examples. See the README for the papers it implements.
 """
 
-from robustcompress import attacks, data, errors, models, regularizers, structure
+from robustcompress import attacks, data, errors, evaluation, models, regularizers, structure
 from robustcompress.errors import RobustCompressError
 
 __version__ = "0.1.0"
@@ -16,6 +16,7 @@ __all__ = [
     "attacks",
     "data",
     "errors",
+    "evaluation",
     "models",
     "regularizers",
     "structure",

@@ -26,6 +26,7 @@ COMMANDS = (
     "runs",
     "resume",
     "reproduce",
+    "report",
 )
 
 

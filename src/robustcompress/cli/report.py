@@ -1,0 +1,56 @@
+"""``robustcompress report DIR``: one HTML page with figures, tables and tested claims.
+
+``DIR`` is a run directory, a sweep directory (``<runs>/sweeps/<name>``), a runs
+root, or a reproduction directory (``<runs>/reproductions/<recipe>-<profile>``).
+The page is written to ``DIR/report.html`` (or ``--out``), its figures as PNG and
+SVG to ``figures/`` beside it and its numbers as JSON beside the page (``report.json``).
+"""
+
+from __future__ import annotations
+
+import argparse
+
+from robustcompress.cli.output import add_json_flag, print_json, print_table
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "report",
+        help="HTML report (figures, tables, claims) of a run, sweep or reproduction",
+        description=(
+            "Write a self-contained HTML page for a run, sweep, runs-root or reproduction "
+            "directory: weight tiles, effective rank and sparsity, mutual information and "
+            "fooling ratios over training, accuracy tables, and for a reproduction the "
+            "paper's claims tested across seeds with the gradient-masking checks."
+        ),
+    )
+    p.add_argument("directory", metavar="DIR", help="run, sweep, runs-root or reproduction dir")
+    p.add_argument(
+        "--out",
+        metavar="PATH",
+        default=None,
+        help="an .html file or a folder for report.html (default: DIR/report.html)",
+    )
+    add_json_flag(p)
+    p.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    from robustcompress.reporting import make_report
+
+    report = make_report(args.directory, out=args.out)
+    if args.json:
+        print_json(report.to_dict())
+        return 0
+    source = report.source
+    print(
+        f"wrote {report.html_path} ({len(report.figures)} figures; "
+        f"{len(source.finished)} of {len(source.runs)} runs finished)"
+    )
+    if report.plan.claims:
+        rows = [
+            {"claim": c.spec.title, "verdict": c.verdict, "comparisons": c.summary}
+            for c in report.plan.claims
+        ]
+        print_table(rows, ["claim", "verdict", "comparisons"])
+    return 0

@@ -1,0 +1,255 @@
+"""The report of the Langenberg et al. 2019 reproduction: its figures, tables and claims.
+
+Langenberg, Balda, Behboodi & Mathar, "On the effect of low-rank weights on
+adversarial robustness of neural networks" (2019). The reproduction directory's
+manifest names the runs with the method ids below; this module says what the
+paper shows about them and how its claims are tested:
+
+* **Claim 1** (§5): "Adversarial training leads to low-rank and sparse weights":
+  FGSM and PGD adversarial fine-tuning lower the final effective rank (eq. 3) and
+  effective sparsity (eq. 2) of W_1 of the FCNN, and of W_1 and W_2 (the two
+  convolution kernels, reshaped as in Appendix B) of the CNN, compared with natural
+  training.
+* **Claim 2** (§5): "Simultaneously low-rank and sparse weights promote robustness":
+  every regularized method lowers the final FGSM, PGD and GNM fooling ratios at
+  ε = 0.05 compared with natural training.
+* **Remark** (§6, Discussion): "we cannot still match the robustness of adversarial
+  training": every regularized method keeps higher fooling ratios than PGD
+  adversarial training.
+
+Each comparison is paired by seed (:mod:`robustcompress.reporting.claims`). The
+paper's clean accuracies (Appendix A, Tables 1–2) come from the recipe
+(:data:`robustcompress.experiments.recipes.langenberg2019.PAPER_ACCURACY`), keyed by
+the same method ids; the joint regularizer is in Figures 2–3 but not in Table 1.
+"""
+
+from __future__ import annotations
+
+from robustcompress.experiments.recipes.langenberg2019 import METHODS, NAME, PAPER_ACCURACY
+from robustcompress.reporting.claims import ClaimSpec, ComparisonSpec, evaluate_claim
+from robustcompress.reporting.loading import ReportSource
+from robustcompress.reporting.sections import FigureRequest, ReportPlan, final_tables
+from robustcompress.reporting.tables import Table, accuracy_table
+
+RECIPE = NAME
+PAPER = (
+    "Langenberg, Balda, Behboodi & Mathar (2019), On the effect of low-rank weights on "
+    "adversarial robustness of neural networks"
+)
+
+MODELS = ("fcnn", "cnn")
+"""The paper's order: FCNN on MNIST first, then the CNN on Fashion-MNIST."""
+
+TABLES = {
+    "fcnn": ("table-1", "Table 1: test accuracy of the FCNN on MNIST (clean data)"),
+    "cnn": ("table-2", "Table 2: test accuracy of the CNN on Fashion-MNIST (clean data)"),
+}
+
+ATTACKS = ("fgsm", "pgd", "gnm")
+"""The attacks of the paper's fooling ratios (§5), all at ε = 0.05."""
+
+CLAIM_MATRICES = {"fcnn": ("W1",), "cnn": ("W1", "W2")}
+"""Weight matrices Claim 1 is about: the FCNN's input matrix, the CNN's two kernels."""
+
+STRUCTURE = ("effective_rank", "effective_sparsity")
+ADVERSARIAL = ("fgsm", "pgd")
+
+
+def regularized_methods(source: ReportSource, model: str) -> list[str]:
+    """The methods of ``model`` in the ``regularized`` group, in manifest order."""
+    return [m for m in source.methods(model) if source.group(model, m) == "regularized"]
+
+
+def claim_specs(source: ReportSource) -> list[ClaimSpec]:
+    """Claim 1, Claim 2 and the Remark as comparisons over the models in ``source``."""
+    models = [m for m in ("fcnn", "cnn") if m in source.models()] or source.models()
+    claim1 = tuple(
+        ComparisonSpec(model, "natural", method, f"{measure}/{matrix}", "lower")
+        for model in models
+        for method in ADVERSARIAL
+        for matrix in CLAIM_MATRICES.get(model, ("W1",))
+        for measure in STRUCTURE
+    )
+    claim2 = tuple(
+        ComparisonSpec(model, "natural", method, f"fooling_ratio/{attack}", "lower")
+        for model in models
+        for method in regularized_methods(source, model)
+        for attack in ATTACKS
+    )
+    remark = tuple(
+        ComparisonSpec(model, "pgd", method, f"fooling_ratio/{attack}", "higher")
+        for model in models
+        for method in regularized_methods(source, model)
+        for attack in ATTACKS
+    )
+    return [
+        ClaimSpec(
+            "claim-1",
+            "Claim 1: adversarial training leads to low-rank and sparse weights",
+            "FGSM and PGD adversarial training lower the final effective rank and effective "
+            "sparsity of W1 of the FCNN, and of W1 and W2 (the first two convolution kernels) "
+            "of the CNN, compared with natural training.",
+            claim1,
+        ),
+        ClaimSpec(
+            "claim-2",
+            "Claim 2: simultaneously low-rank and sparse weights promote robustness",
+            "Every regularized method (ℓ1, nuclear, joint penalties) lowers the final FGSM, PGD "
+            "and GNM fooling ratios at ε = 0.05 compared with natural training.",
+            claim2,
+        ),
+        ClaimSpec(
+            "remark",
+            "Remark (§6): the regularizers still do not reach adversarial training",
+            "Every regularized method keeps higher final fooling ratios than PGD adversarial "
+            "training.",
+            remark,
+        ),
+    ]
+
+
+def plan(source: ReportSource) -> ReportPlan:
+    """Figures 1–10, Tables 1–2, final metrics and the three claims of the paper."""
+    report = ReportPlan()
+    source.reorder(MODELS, {model: [m.id for m in methods] for model, methods in METHODS.items()})
+    models = source.models()
+    report.intro = [
+        f"Reproduction of {PAPER}. Method ids follow the manifest; "
+        "the paper's numbers are from its Appendix A (Tables 1–2).",
+    ]
+    description = source.manifest.get("profile_description")
+    if description:
+        report.intro.append(f"Profile {source.profile}: {description}.")
+    if "fcnn" in models:
+        adv = _methods(source, "fcnn", ("natural", "adversarial"))
+        reg = _methods(source, "fcnn", ("regularized",))
+        report.figures += [
+            _weights(
+                "figure-1",
+                "Figure 1: W1 of the FCNN, natural vs adversarial training",
+                "fcnn",
+                adv,
+                "W1",
+                "Each of the 20 rows of W1 ∈ R^{20×784} as a 28×28 tile.",
+            ),
+            _structure("figure-2", "Figure 2: effective rank and sparsity of the FCNN", "fcnn"),
+            FigureRequest(
+                "information",
+                "figure-2-mi",
+                "Figure 2 (continued): mutual information of the FCNN's hidden layers",
+                "fcnn",
+            ),
+            _fooling("figure-3", "Figure 3: fooling ratios of the FCNN (MNIST), ε = 0.05", "fcnn"),
+            _weights(
+                "figure-8",
+                "Figure 8: W1 of the FCNN after regularized training",
+                "fcnn",
+                ("natural", *reg),
+                "W1",
+                "Each of the 20 rows of W1 as a 28×28 tile; natural training for reference.",
+            ),
+        ]
+    if "cnn" in models:
+        adv = _methods(source, "cnn", ("natural", "adversarial"))
+        reg = _methods(source, "cnn", ("regularized",))
+        report.figures += [
+            _fooling(
+                "figure-4", "Figure 4: fooling ratios of the CNN (Fashion-MNIST), ε = 0.05", "cnn"
+            ),
+            _structure("figure-5", "Figure 5: effective rank and sparsity of the CNN", "cnn"),
+            _weights(
+                "figure-6",
+                "Figure 6: first convolution W1 of the CNN, natural vs adversarial",
+                "cnn",
+                adv,
+                "W1",
+                "The 32 filters of W1 ∈ R^{3×3×1×32} as 3×3 tiles.",
+            ),
+            _weights(
+                "figure-7",
+                "Figure 7: second convolution W2 of the CNN, natural vs adversarial",
+                "cnn",
+                adv,
+                "W2",
+                "W2 ∈ R^{3×3×32×32}: row i, column j is the 3×3 kernel from input channel j "
+                "to output channel i.",
+            ),
+            _weights(
+                "figure-9",
+                "Figure 9: W1 of the CNN after regularized training",
+                "cnn",
+                ("natural", *reg),
+                "W1",
+                "The 32 filters of W1 as 3×3 tiles.",
+            ),
+            _weights(
+                "figure-10",
+                "Figure 10: W2 of the CNN after regularized training",
+                "cnn",
+                ("natural", *reg),
+                "W2",
+                "Row i, column j: the 3×3 kernel from input channel j to output channel i.",
+            ),
+        ]
+    for model in models:
+        report.figures.append(
+            FigureRequest(
+                "accuracy", f"{model}-accuracy", f"{model.upper()}: clean accuracy", model
+            )
+        )
+    report.accuracy_tables = [_accuracy_table(source, model) for model in models]
+    report.tables = [t for model in models for t in final_tables(source, model)]
+    specs = claim_specs(source)
+    metrics = sorted({c.metric for s in specs for c in s.comparisons})
+    values = source.value_lookup(metrics)
+    report.claims = [evaluate_claim(spec, values) for spec in specs]
+    robustness = {
+        (c.model, m) for s in specs[1:] for c in s.comparisons for m in (c.baseline, c.other)
+    }
+    report.masking_required = sorted(
+        (model, method) for model, method in robustness if source.runs_of(model, method)
+    )
+    return report
+
+
+def _methods(source: ReportSource, model: str, groups: tuple[str, ...]) -> tuple[str, ...]:
+    return tuple(m for m in source.methods(model) if source.group(model, m) in groups)
+
+
+def _weights(
+    key: str, title: str, model: str, methods: tuple[str, ...], matrix: str, caption: str
+) -> FigureRequest:
+    return FigureRequest("weights", key, title, model, methods, matrix, caption)
+
+
+def _structure(key: str, title: str, model: str) -> FigureRequest:
+    return FigureRequest(
+        "structure",
+        key,
+        title,
+        model,
+        caption="Effective rank r(W) = ‖W‖_*/‖W‖_F (eq. 3) and effective sparsity "
+        "s(W) = ‖W‖_1/‖W‖_F (eq. 2) of each W_i (convolutions reshaped, Appendix B).",
+    )
+
+
+def _fooling(key: str, title: str, model: str) -> FigureRequest:
+    return FigureRequest(
+        "fooling",
+        key,
+        title,
+        model,
+        caption="FGSM, PGD (T = 20, α = 0.005) and GNM (T = 5) as tracked by the runs.",
+    )
+
+
+def _accuracy_table(source: ReportSource, model: str) -> Table:
+    key, title = TABLES.get(model, (f"{model}-accuracy", f"{model.upper()}: clean accuracy"))
+    return accuracy_table(
+        source,
+        model,
+        key=key,
+        title=title,
+        reference=PAPER_ACCURACY.get(model),
+        reference_name="paper",
+    )
