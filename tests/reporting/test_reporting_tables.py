@@ -146,3 +146,21 @@ def test_masking_table_marks_triggered_and_unchecked_models() -> None:
     assert table.classes == {1: "warn", 2: "warn"}
     assert table.notes == ["a: what a means", "b: what b means"]
     assert "masking on 200 test images," in table.caption
+
+
+def test_accuracy_table_prefers_the_full_test_set_when_every_run_has_it(
+    tmp_path: Path, fake_run: FakeRun
+) -> None:
+    source = _source(tmp_path, fake_run)
+    nat = source.runs_of("fcnn", "nat")
+    source.masking = [
+        {"model": "fcnn", "method": "nat", "seed": r.seed, "test_accuracy": acc, "test_size": 10000}
+        for r, acc in zip(nat, (0.95, 0.97), strict=True)
+    ]
+    rows = {r[0]: r for r in accuracy_table(source, "fcnn", key="t", title="t").rows}
+    assert rows["nat"][1:] == ["2", "0.9600 ± 0.0141"]
+    assert rows["adv"][1:] == ["1", "0.8000"]  # no full-test number: the tracked subset
+    partial = source.masking[:1]
+    source.masking = partial  # one seed missing: never mix the two sources
+    rows = {r[0]: r for r in accuracy_table(source, "fcnn", key="t", title="t").rows}
+    assert rows["nat"][1:] == ["2", "0.9200 ± 0.0283"]

@@ -179,6 +179,24 @@ class ReportSource:
     missing: list[dict[str, Any]] = field(default_factory=list)
     manifest: dict[str, Any] = field(default_factory=dict)
 
+    def test_accuracy(self, run: ReportRun) -> tuple[float, int] | None:
+        """``(accuracy, n)`` of ``run`` on the whole test split, if the manifest has it.
+
+        A reproduction measures every finished model on the full test set beside its
+        masking checks; a plain run or sweep only tracks its evaluation subset.
+        """
+        for entry in self.masking:
+            if (entry.get("model"), entry.get("method"), entry.get("seed")) != (
+                run.model,
+                run.method,
+                run.seed,
+            ):
+                continue
+            acc, size = entry.get("test_accuracy"), entry.get("test_size")
+            if isinstance(acc, (int, float)) and isinstance(size, int):
+                return float(acc), size
+        return None
+
     @property
     def finished(self) -> list[ReportRun]:
         return [r for r in self.runs if r.status == "finished"]

@@ -94,8 +94,9 @@ def accuracy_table(
 ) -> Table:
     """Clean accuracy per method of ``model``: mean ± std over seeds beside ``reference``.
 
-    The accuracy is the final ``accuracy`` the run tracked on its evaluation subset
-    of the test split (its size is given in the caption). ``reference`` maps a
+    The accuracy is measured on the whole test split when the source has it for every
+    run (a reproduction's manifest does), else it is the final ``accuracy`` the run
+    tracked on its evaluation subset of the test split; the caption says which. ``reference`` maps a
     method id to a published number; the last column is ours minus it.
     """
     reference = reference or {}
@@ -112,8 +113,13 @@ def accuracy_table(
     sizes = set()
     for method in source.methods(model):
         runs = source.runs_of(model, method)
-        sizes |= {r.config.get("tracking", {}).get("eval_size") for r in runs}
-        values = _values(runs, "accuracy")
+        full = [source.test_accuracy(r) for r in runs]
+        if runs and all(f is not None for f in full):
+            values = [f[0] for f in full if f is not None]
+            sizes |= {f[1] for f in full if f is not None}
+        else:
+            values = _values(runs, "accuracy")
+            sizes |= {r.config.get("tracking", {}).get("eval_size") for r in runs}
         row = [source.label(model, method), str(len(values)), format_mean_std(values)]
         if reference:
             ref = reference.get(method)
