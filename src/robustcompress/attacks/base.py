@@ -10,7 +10,17 @@ every attack needs, so the attack files contain only the method itself:
   so no gradient is ever accumulated into ``.grad`` of a model parameter;
 * gradients are enabled even when the caller is inside ``torch.no_grad()``;
 * randomness comes from a :class:`torch.Generator` seeded by ``seed`` (when given)
-  on the inputs' device, so random starts are reproducible.
+  on the inputs' device, so random starts are reproducible;
+* attacks whose result for an input depends on that input only and whose steps are
+  signs (``independent_inputs``: FGSM, ℓ∞ PGD, BIM, ℓ∞ GNM) run the batch in internal
+  chunks of ``chunk_size`` inputs (:func:`auto_chunk_size` by default). On CPU a chunk
+  whose activations fit in the cache runs a gradient step about twice as fast as one
+  batch of 500 CNN inputs, because memory traffic, not arithmetic, bounds the step.
+  The output does not change in practice: a matrix product may round differently
+  (≈ 1e-7) for another number of rows, which a sign step sees only in a gradient
+  component within rounding of zero (none in the tests, on the MLP, CNN and peer
+  models). Attacks with continuous steps (DeepFool, C&W, ℓ2 PGD) or random draws run
+  the whole batch at once.
 
 Settings are keyword-only (``get("pgd", eps=0.1)`` or ``LinfPGD(eps=0.1)``); an attack
 may declare ``aliases`` (e.g. ``linf_pgd`` for ``pgd``) that :func:`get` also accepts.
@@ -25,7 +35,7 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, ClassVar
 
 import torch
@@ -34,6 +44,47 @@ from torch import nn
 from robustcompress.errors import AttackError
 
 NORMS = ("linf", "l2")
+
+#: Activation memory one internal chunk may take on CPU in :func:`auto_chunk_size`
+#: (bytes), about the last-level cache of a desktop CPU. Measured with PGD on the
+#: paper's CNN (≈ 230 kB of activations per input; 2 threads, 32 MiB L3): chunks of
+#: 32 to 250 inputs all ran at ≈ 1,050 images/s against 570 for one batch of 500,
+#: while the FCNN (≈ 4 kB per input) is fastest unchunked (per-step overhead dominates).
+CHUNK_MEMORY_BUDGET = 32 * 2**20
+#: Batches up to this size are never split (no probe pass is spent on them).
+MIN_CHUNK = 32
+
+
+def activation_bytes_per_input(model: nn.Module, x: torch.Tensor) -> int:
+    """Bytes of the outputs of all leaf modules for one input: a proxy for the memory
+    a forward/backward pass touches per input. One forward pass on ``x[:1]``."""
+    total = 0
+
+    def count(_module: nn.Module, _inputs: Any, output: Any) -> None:
+        nonlocal total
+        if isinstance(output, torch.Tensor):
+            total += output.numel() * output.element_size()
+
+    leaves = [m for m in model.modules() if next(m.children(), None) is None]
+    handles = [m.register_forward_hook(count) for m in leaves]
+    try:
+        with torch.no_grad():
+            model(x[:1])
+    finally:
+        for handle in handles:
+            handle.remove()
+    return max(total, x[:1].numel() * x.element_size())
+
+
+def auto_chunk_size(model: nn.Module, x: torch.Tensor) -> int:
+    """The internal chunk size for ``chunk_size='auto'``: the whole batch on GPUs (which
+    want large batches), on CPU as many inputs as fit :data:`CHUNK_MEMORY_BUDGET` of
+    activations (:func:`activation_bytes_per_input`), at least :data:`MIN_CHUNK`."""
+    n = x.shape[0]
+    if x.device.type != "cpu" or n <= MIN_CHUNK:
+        return max(n, 1)
+    per_input = activation_bytes_per_input(model, x)
+    return max(MIN_CHUNK, CHUNK_MEMORY_BUDGET // per_input)
 
 
 @contextmanager
@@ -60,8 +111,17 @@ class Attack:
     norm: ClassVar[str | None] = None
     paper: ClassVar[str] = ""
     aliases: ClassVar[tuple[str, ...]] = ()
+    #: True if each input's result depends on that input only (no random draws, no
+    #: batch-wide decisions) and its steps are signs, so splitting the batch into chunks
+    #: leaves the output unchanged up to a gradient component within rounding of zero
+    #: flipping its sign (checked in ``tests/attacks/test_attacks_chunking.py``).
+    independent_inputs: ClassVar[bool] = False
 
     seed: int | None = None
+    #: Inputs per internal chunk: ``'auto'`` (:func:`auto_chunk_size`), an int, or None
+    #: for the whole batch at once. Only speed depends on it; ignored when
+    #: :meth:`chunkable` is false.
+    chunk_size: int | str | None = field(default="auto", repr=False, compare=False)
 
     def __post_init__(self) -> None:
         self.validate()
@@ -72,10 +132,26 @@ class Attack:
             raise AttackError(
                 f"{self.name}: seed must be a non-negative int or None, got {self.seed!r}"
             )
+        size = self.chunk_size
+        valid = size is None or size == "auto"
+        valid |= isinstance(size, int) and not isinstance(size, bool) and size >= 1
+        if not valid:
+            raise AttackError(
+                f"{self.name}: chunk_size must be 'auto', an int ≥ 1 or None (whole batch), "
+                f"got {size!r}"
+            )
+
+    def chunkable(self) -> bool:
+        """Whether splitting the batch leaves the result unchanged (see ``independent_inputs``)."""
+        return self.independent_inputs
 
     def settings(self) -> dict[str, Any]:
-        """The attack's settings as a plain dict."""
-        return dataclasses.asdict(self)
+        """The settings that determine the result, as a plain dict.
+
+        Fields declared with ``compare=False`` (``chunk_size``, which only changes the
+        speed) are left out, so reports and caches keyed on settings do not depend on them.
+        """
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.compare}
 
     def replace(self, **changes: Any) -> Attack:
         """A copy with some settings changed (e.g. ``attack.replace(eps=0.1)``)."""
@@ -91,9 +167,27 @@ class Attack:
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         _check_inputs(self.name, x, y)
+        x, y = x.detach(), y.detach()
         with attack_mode(model), torch.enable_grad():
-            x_adv = self.run(model, x.detach(), y.detach(), self.generator(x.device))
+            size = self._resolved_chunk_size(model, x)
+            generator = self.generator(x.device)
+            if size >= x.shape[0]:
+                x_adv = self.run(model, x, y, generator)
+            else:
+                starts = range(0, x.shape[0], size)
+                chunks = [
+                    self.run(model, x[i : i + size], y[i : i + size], generator) for i in starts
+                ]
+                x_adv = torch.cat(chunks)
         return x_adv.detach()
+
+    def _resolved_chunk_size(self, model: nn.Module, x: torch.Tensor) -> int:
+        n = x.shape[0]
+        if not self.chunkable() or self.chunk_size is None:
+            return n
+        if self.chunk_size == "auto":
+            return auto_chunk_size(model, x)
+        return int(self.chunk_size)
 
     def run(
         self,
@@ -179,7 +273,7 @@ def get(name: str, **params: Any) -> Attack:
 
 def list_attacks() -> dict[str, dict[str, Any]]:
     """Every registered attack (canonical names, no aliases) with its default settings."""
-    return {n: dataclasses.asdict(cls()) for n, cls in sorted(_REGISTRY.items())}
+    return {n: cls().settings() for n, cls in sorted(_REGISTRY.items())}
 
 
 def attack_class(name: str) -> type[Attack]:

@@ -45,6 +45,7 @@ class BIM(FixedEpsilonAttack):
     name = "bim"
     norm = "linf"
     paper = "Kurakin et al. 2017, §2.2"
+    independent_inputs = True
 
     eps: float = 0.05
     alpha: float = 1.0 / 255.0

@@ -10,7 +10,6 @@ from torch import nn
 from robustcompress.attacks._utils import (
     flat_norm,
     margin,
-    per_sample,
     require_bool,
     require_int,
     require_number,
@@ -65,8 +64,9 @@ class CarliniWagnerL2(MinimalPerturbationAttack):
     Z_y + κ``) with the smallest ℓ2 distance over all runs is returned; samples never
     fooled are returned unchanged (as the reference does).
 
-    Adam is written out per element so that stopped samples stay exactly still and the
-    result of a sample does not depend on the rest of the batch.
+    Adam is written out per element and only the still running samples are computed,
+    so stopped samples stay exactly still and cost nothing, and the result of a sample
+    does not depend on the rest of the batch.
 
     Defaults: ``confidence`` κ = 0, ``learning_rate = 0.01``, ``search_steps = 9``,
     ``initial_const = 1e-3`` (the reference's); ``steps = 1000`` instead of the
@@ -125,39 +125,50 @@ class CarliniWagnerL2(MinimalPerturbationAttack):
         best: torch.Tensor,
         best_l2: torch.Tensor,
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-        """One Adam run at fixed constants c; returns (fooled in this run, best, best ℓ2)."""
+        """One Adam run at fixed constants c; returns (fooled in this run, best, best ℓ2).
+
+        Only the still running samples are computed: the Adam state (``w``, ``m``, ``v``)
+        and the previous checkpoint loss are kept for those alone and shrink whenever
+        early abort stops some, so stopped samples cost nothing (they would stay exactly
+        still anyway). ``active`` maps the compact rows back to the batch.
+        """
         beta1, beta2 = ADAM_BETAS
-        w = w_start.clone()
+        best, best_l2 = best.clone(), best_l2.clone()
+        success = torch.zeros_like(c, dtype=torch.bool)
+        active = torch.arange(x.shape[0], device=x.device)
+        x_a, y_a, c_a, w = x, y, c, w_start.clone()
         m = torch.zeros_like(w)
         v = torch.zeros_like(w)
-        running = torch.ones_like(c, dtype=torch.bool)
-        success = torch.zeros_like(running)
         previous = torch.full_like(c, float("inf"))
         checkpoint = max(self.steps // 10, 1)
         for t in range(1, self.steps + 1):
             w_var = w.detach().requires_grad_(True)
             x_new = from_tanh_space(w_var)
             logits = model(x_new)
-            gap = margin(logits, y)  # max_{i≠y} Z_i − Z_y
-            l2_squared = flat_norm(x_new - x, "l2") ** 2
-            loss = l2_squared + c * (-gap).clamp_min(-self.confidence)
+            gap = margin(logits, y_a)  # max_{i≠y} Z_i − Z_y
+            l2_squared = flat_norm(x_new - x_a, "l2") ** 2
+            loss = l2_squared + c_a * (-gap).clamp_min(-self.confidence)
             (grad,) = torch.autograd.grad(loss.sum(), w_var)
             with torch.no_grad():
-                fooled = running & (gap > self.confidence)
-                success |= fooled
-                better = fooled & (l2_squared < best_l2**2)
-                best = torch.where(per_sample(better, x), x_new.detach(), best)
-                best_l2 = torch.where(better, l2_squared.sqrt(), best_l2)
+                fooled = gap > self.confidence
+                success[active] |= fooled
+                better = fooled & (l2_squared < best_l2[active] ** 2)
+                rows = active[better]
+                best[rows] = x_new[better]
+                best_l2[rows] = l2_squared[better].sqrt()
                 if self.abort_early and t % checkpoint == 0:
-                    running &= ~(loss > 0.9999 * previous)
-                    previous = loss.detach()
-                    if not running.any():
-                        break
-                keep = per_sample(running, w)
-                m = torch.where(keep, beta1 * m + (1 - beta1) * grad, m)
-                v = torch.where(keep, beta2 * v + (1 - beta2) * grad**2, v)
+                    keep = ~(loss > 0.9999 * previous)
+                    previous = loss
+                    if not keep.all():
+                        active, x_a, y_a, c_a = active[keep], x_a[keep], y_a[keep], c_a[keep]
+                        w, m, v, grad = w[keep], m[keep], v[keep], grad[keep]
+                        previous = previous[keep]
+                        if active.numel() == 0:
+                            break
+                m = beta1 * m + (1 - beta1) * grad
+                v = beta2 * v + (1 - beta2) * grad**2
                 m_hat = m / (1 - beta1**t)
                 v_hat = v / (1 - beta2**t)
                 step = self.learning_rate * m_hat / (v_hat.sqrt() + ADAM_EPS)
-                w = torch.where(keep, w - step, w)
+                w = w - step
         return success, best, best_l2

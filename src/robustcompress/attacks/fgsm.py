@@ -29,6 +29,7 @@ class FGSM(FixedEpsilonAttack):
     name = "fgsm"
     norm = "linf"
     paper = "Goodfellow et al. 2015, §4"
+    independent_inputs = True
 
     eps: float = 0.05
 

@@ -84,12 +84,17 @@ class GNM(FixedEpsilonAttack):
 
     name = "gnm"
     paper = "Balda et al. 2018, Algorithm 1"
+    independent_inputs = True
 
     eps: float = 0.05
     steps: int = 5
     norm: str = "linf"  # type: ignore[misc]  # a setting here, a class constant elsewhere
     mode: str = "margin"
     clip: bool = True
+
+    def chunkable(self) -> bool:
+        """ℓ∞ steps are signs, so chunking leaves them bit-identical (ℓ2 steps may round)."""
+        return self.norm == "linf"
 
     def validate(self) -> None:
         super().validate()

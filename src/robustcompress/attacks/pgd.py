@@ -97,6 +97,7 @@ class LinfPGD(FixedEpsilonAttack):
     norm = "linf"
     paper = "Madry et al. 2018, §2.1"
     aliases: ClassVar[tuple[str, ...]] = ("linf_pgd",)
+    independent_inputs = True
 
     eps: float = 0.05
     alpha: float = 0.005
@@ -117,6 +118,11 @@ class LinfPGD(FixedEpsilonAttack):
                 f"{self.name}: restarts={self.restarts} repeats the same deterministic run; "
                 "set random_start=True or restarts=1"
             )
+
+    def chunkable(self) -> bool:
+        """ℓ∞ steps are signs and, without a random start, each input's run depends on
+        that input only; a random start would hand each input other draws when chunked."""
+        return self.norm == "linf" and not self.random_start
 
     def run(
         self,
