@@ -254,26 +254,55 @@ def available(library: str) -> str | None:
 
 
 def measure(
-    library: str,
+    libraries: list[str],
     attack: str,
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
     batch: int,
     repeat: int = 1,
-) -> dict[str, Any]:
-    """Images per second (best of ``repeat`` runs), fooling ratio and median norms."""
-    cap = PEER_CAPS.get((library, attack))
-    x, y = (x[:cap], y[:cap]) if cap else (x, y)
-    times = []
+    min_seconds: float = 0.0,
+) -> list[dict[str, Any]]:
+    """Images per second (best of the timed runs), fooling ratio and median norms, per library.
+
+    The libraries take turns: each round times one run of every library, and rounds go on
+    until there are ``repeat`` of them and ``min_seconds`` have passed, so a change in the
+    machine's load hits all libraries alike and fast attacks get enough runs for their best
+    to be a stable estimate.
+    """
+    runners: dict[str, tuple[Runner, torch.Tensor, torch.Tensor]] = {}
+    times: dict[str, list[float]] = {library: [] for library in libraries}
+    outputs: dict[str, torch.Tensor] = {}
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        runner = RUNNERS[library](attack, model)
-        runner(model, x[:8], y[:8], batch)  # warm-up: first-call and allocation costs
-        for _ in range(repeat):
-            start = time.perf_counter()
-            x_adv = runner(model, x, y, batch)
-            times.append(time.perf_counter() - start)
+        for library in libraries:
+            cap = PEER_CAPS.get((library, attack))
+            xs, ys = (x[:cap], y[:cap]) if cap else (x, y)
+            runner = RUNNERS[library](attack, model)
+            runner(model, xs[:8], ys[:8], batch)  # warm-up: first-call and allocation costs
+            runners[library] = (runner, xs, ys)
+        started = time.perf_counter()
+        rounds = 0
+        while rounds < repeat or (time.perf_counter() - started < min_seconds and rounds < 500):
+            for library, (runner, xs, ys) in runners.items():
+                start = time.perf_counter()
+                outputs[library] = runner(model, xs, ys, batch)
+                times[library].append(time.perf_counter() - start)
+            rounds += 1
+    return [
+        _strength(library, model, *runners[library][1:], outputs[library], times[library])
+        for library in libraries
+    ]
+
+
+def _strength(
+    library: str,
+    model: nn.Module,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    x_adv: torch.Tensor,
+    times: list[float],
+) -> dict[str, Any]:
     seconds = min(times)  # the machine is shared: the fastest run is the least disturbed
     with torch.no_grad():
         clean = model(x).argmax(dim=1)
@@ -285,7 +314,7 @@ def measure(
         "version": available(library),
         "images": len(x),
         "seconds": seconds,
-        "runs": repeat,
+        "runs": len(times),
         "images_per_second": len(x) / seconds,
         "fooling_ratio": fooling_ratio(clean, adv, y),
         "median_l2": float(delta.norm(dim=1)[hit].median()) if hit.any() else math.nan,
@@ -324,6 +353,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--repeat", type=int, default=3, help="timed runs of FGSM/PGD; the fastest counts"
     )
+    parser.add_argument(
+        "--min-seconds",
+        type=float,
+        default=5.0,
+        help="FGSM/PGD: keep timing rounds (all libraries in turn) at least this long",
+    )
     parser.add_argument("--minimal-repeat", type=int, default=1, help="timed runs of DeepFool/C&W")
     parser.add_argument("--attacks", default=",".join(ATTACKS), help="comma-separated subset")
     parser.add_argument("--libraries", default=",".join(LIBRARIES), help="comma-separated")
@@ -351,18 +386,19 @@ def main(argv: list[str] | None = None) -> int:
         for attack in chosen:
             n = args.minimal_limit if attack in MINIMAL else args.limit
             x, y = test.images[:n], test.labels[:n]
-            repeat = args.minimal_repeat if attack in MINIMAL else args.repeat
-            rows = []
-            for library in libraries:
-                measured = measure(library, attack, model, x, y, args.batch_size, repeat)
-                row = {"model": name, "attack": attack, **measured}
+            minimal = attack in MINIMAL
+            repeat = args.minimal_repeat if minimal else args.repeat
+            min_seconds = 0.0 if minimal else args.min_seconds
+            measured = measure(libraries, attack, model, x, y, args.batch_size, repeat, min_seconds)
+            rows = [{"model": name, "attack": attack, **row} for row in measured]
+            for row in rows:
                 print(
-                    f"{name:5s} {attack:8s} {library:14s} {row['images_per_second']:9.1f} img/s  "
-                    f"FR {row['fooling_ratio']:.4f}",
+                    f"{name:5s} {attack:8s} {row['library']:14s} "
+                    f"{row['images_per_second']:9.1f} img/s  FR {row['fooling_ratio']:.4f}  "
+                    f"({row['runs']} runs)",
                     file=sys.stderr,
                     flush=True,
                 )
-                rows.append(row)
             results.extend(rows)
             summary.append({"model": name, **compare(attack, rows)})
 
@@ -375,6 +411,7 @@ def main(argv: list[str] | None = None) -> int:
         "batch_size": args.batch_size,
         "repeat": args.repeat,
         "minimal_repeat": args.minimal_repeat,
+        "min_seconds": args.min_seconds,
         "peer_caps": {f"{lib}/{att}": n for (lib, att), n in PEER_CAPS.items()},
         "settings": {"eps": EPS, "pgd": PGD, "deepfool": DEEPFOOL, "cw_l2": CW},
         "versions": {lib: available(lib) for lib in LIBRARIES},

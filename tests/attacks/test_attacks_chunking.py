@@ -142,3 +142,14 @@ def test_cw_computes_only_running_inputs(tiny_model, tiny_batch) -> None:
 def test_chunk_size_is_left_out_of_the_settings() -> None:
     assert attacks.get("fgsm", chunk_size=4).settings() == {"seed": None, "eps": 0.05}
     assert "chunk_size" not in attacks.list_attacks()["pgd"]
+
+
+def test_activation_bytes_are_measured_once_per_model_and_shape() -> None:
+    model = nn.Sequential(nn.Flatten(), nn.Linear(64, 10))
+    calls: list[int] = []
+    model.register_forward_hook(lambda m, i, o: calls.append(len(i[0])))
+    first = activation_bytes_per_input(model, torch.rand(5, 1, 8, 8))
+    assert activation_bytes_per_input(model, torch.rand(9, 1, 8, 8)) == first
+    assert calls == [1]  # one probe pass on one input, then remembered
+    activation_bytes_per_input(model, torch.rand(5, 64))  # another input shape: measured
+    assert calls == [1, 1]

@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from robustcompress.attacks._utils import (
     dual_maximizer,
     flat_norm,
+    gradient_sign,
     logit_gradients,
     margin,
     project,
@@ -83,3 +84,17 @@ def test_logit_gradients_are_the_jacobian_rows() -> None:
     classes = torch.tensor([[2], [0]])
     _, picked = logit_gradients(model, x, classes)
     torch.testing.assert_close(picked[:, 0], torch.stack([grads[0, 2], grads[1, 0]]))
+
+
+def test_gradient_sign_reuses_a_contiguous_gradient() -> None:
+    grad = torch.tensor([[-2.0, 0.0, 3.0]])
+    out = gradient_sign(grad)
+    assert torch.equal(out, torch.tensor([[-1.0, 0.0, 1.0]]))
+    assert out.data_ptr() == grad.data_ptr()
+
+
+def test_gradient_sign_copies_an_expanded_gradient() -> None:
+    grad = torch.tensor([-0.5]).expand(2, 3)  # six elements sharing one memory cell
+    out = gradient_sign(grad)
+    assert torch.equal(out, -torch.ones(2, 3))
+    assert torch.equal(grad, torch.full((2, 3), -0.5))  # left untouched

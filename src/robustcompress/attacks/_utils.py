@@ -43,6 +43,17 @@ def flat_norm(t: torch.Tensor, norm: str) -> torch.Tensor:
     raise AttackError(f"unknown norm {norm!r}: choose one of linf, l2, l1")
 
 
+def gradient_sign(grad: torch.Tensor) -> torch.Tensor:
+    """``sign(grad)``, written into ``grad`` itself when it is a contiguous buffer.
+
+    Meant for a gradient just returned by :func:`loss_gradient` (nothing else holds it).
+    On CPU a fresh image-batch tensor costs page faults that, on small models, take
+    longer than the sign itself; a non-contiguous gradient (e.g. an expanded one, whose
+    elements share memory) gets a new tensor.
+    """
+    return grad.sign_() if grad.is_contiguous() else grad.sign()
+
+
 def dual_maximizer(g: torch.Tensor, norm: str) -> torch.Tensor:
     """The dual-norm maximiser ``u_p(g) = argmax_{‖u‖_p ≤ 1} ⟨g, u⟩``, per sample.
 

@@ -33,6 +33,7 @@ budget ``eps`` in the attack's ``norm``) and :class:`MinimalPerturbationAttack`
 from __future__ import annotations
 
 import dataclasses
+import weakref
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -55,9 +56,25 @@ CHUNK_MEMORY_BUDGET = 32 * 2**20
 MIN_CHUNK = 32
 
 
+#: activation_bytes_per_input, remembered per model and input shape (attacks are called
+#: many times on one model, e.g. every step of adversarial training).
+_ACTIVATION_BYTES: weakref.WeakKeyDictionary[nn.Module, dict[tuple, int]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
 def activation_bytes_per_input(model: nn.Module, x: torch.Tensor) -> int:
     """Bytes of the outputs of all leaf modules for one input: a proxy for the memory
-    a forward/backward pass touches per input. One forward pass on ``x[:1]``."""
+    a forward/backward pass touches per input. One forward pass on ``x[:1]`` the first
+    time a model sees inputs of this shape, dtype and device; remembered after that."""
+    key = (tuple(x.shape[1:]), x.dtype, x.device)
+    known = _ACTIVATION_BYTES.setdefault(model, {})
+    if key not in known:
+        known[key] = _measure_activation_bytes(model, x)
+    return known[key]
+
+
+def _measure_activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
     total = 0
 
     def count(_module: nn.Module, _inputs: Any, output: Any) -> None:
@@ -225,10 +242,13 @@ def _check_inputs(name: str, x: torch.Tensor, y: torch.Tensor) -> None:
             f"{name}: labels must be an int64 vector of length {x.shape[0]}, "
             f"got dtype {y.dtype} and shape {tuple(y.shape)}"
         )
-    if x.numel() and (x.min() < 0 or x.max() > 1):
+    if not x.numel():
+        return
+    low, high = torch.aminmax(x)
+    if ((low < 0) | (high > 1)).item():
         raise AttackError(
-            f"{name}: inputs must lie in [0, 1] (got range [{x.min().item():.3g}, "
-            f"{x.max().item():.3g}]); put normalisation inside the model"
+            f"{name}: inputs must lie in [0, 1] (got range [{low.item():.3g}, "
+            f"{high.item():.3g}]); put normalisation inside the model"
         )
 
 

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from robustcompress.attacks._utils import clip_box, loss_gradient
+from robustcompress.attacks._utils import gradient_sign, loss_gradient
 from robustcompress.attacks.base import FixedEpsilonAttack, register_attack
 
 
@@ -41,4 +41,5 @@ class FGSM(FixedEpsilonAttack):
         generator: torch.Generator | None,
     ) -> torch.Tensor:
         grad, _ = loss_gradient(model, x, y)
-        return clip_box(x + self.eps * grad.sign())
+        # clip_box(x + ε·sign(g)), computed in the gradient's memory.
+        return gradient_sign(grad).mul_(self.eps).add_(x).clamp_(0.0, 1.0)
