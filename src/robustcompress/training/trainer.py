@@ -567,7 +567,7 @@ class Trainer:
             seed_everything(derive_seed(self.settings.seed, "global"))
             self.apply_masks()
             self.reporter.message(
-                f"training from scratch: {self.settings.epochs} epochs × "
+                f"starting at step 0 (no checkpoint yet): {self.settings.epochs} epochs × "
                 f"{self.steps_per_epoch} steps on {self.device}"
             )
             return None
