@@ -74,21 +74,40 @@ def test_reproduce_json_then_reuse_and_report_note(
     assert _main(argv) == 0
     captured = capsys.readouterr()
     assert "no HTML report built" in captured.err
-    assert "natural" in captured.out and "l1" in captured.out and "finished" in captured.out
+    assert "2 of 2 runs finished" in captured.out and "manifest:" in captured.out
     rows = json.loads(manifest.read_text())["runs"]
     assert [r["run_dir"] for r in rows] == [r["run_dir"] for r in out["runs"]]
     assert all(r["reused"] for r in rows)
 
-    # with a reporting module, its build_report gets the reproduction directory
+    # with a reporting module, its make_report gets the reproduction directory
     seen: list[Path] = []
 
-    def build_report(directory: Path) -> Path:
+    def make_report(directory: Path) -> types.SimpleNamespace:
         seen.append(Path(directory))
-        return Path(directory) / "report.html"
+        plan = types.SimpleNamespace(tables=[], claims=[])
+        return types.SimpleNamespace(html_path=Path(directory) / "report.html", plan=plan)
 
     fake = types.ModuleType("robustcompress.reporting")
-    fake.build_report = build_report  # type: ignore[attr-defined]
+    fake.make_report = make_report  # type: ignore[attr-defined]
     monkeypatch.setitem(sys.modules, "robustcompress.reporting", fake)
     assert _main([*argv, "--json"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert seen == [manifest.parent] and out["report"] == str(manifest.parent / "report.html")
+
+
+def test_reproduce_prints_the_headline_numbers_and_verdicts(
+    tiny_profile: None,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    runs = tmp_path / "runs"
+    argv = ["langenberg2019", "--profile", "test", "--workers", "1", "--runs-dir", str(runs)]
+    assert _main(argv) == 0
+    out = capsys.readouterr().out
+    assert "FCNN: final clean accuracy and fooling ratios (FR)" in out
+    assert "FR fgsm" in out and "natural" in out and "λ₁,₁=0.01" in out
+    assert "Claim 1" in out and "inconclusive" in out  # one seed: never a verdict
+    assert "2 of 2 runs finished" in out
+    page = runs / "reproductions" / "langenberg2019-test" / "report.html"
+    assert f"report: {page}" in out and page.is_file()

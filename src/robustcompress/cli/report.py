@@ -9,6 +9,7 @@ SVG to ``figures/`` beside it and its numbers as JSON beside the page (``report.
 from __future__ import annotations
 
 import argparse
+from typing import Any
 
 from robustcompress.cli.output import add_json_flag, print_json, print_table
 
@@ -43,14 +44,28 @@ def handle(args: argparse.Namespace) -> int:
         print_json(report.to_dict())
         return 0
     source = report.source
+    print_headlines(report)
     print(
         f"wrote {report.html_path} ({len(report.figures)} figures; "
         f"{len(source.finished)} of {len(source.runs)} runs finished)"
     )
+    return 0
+
+
+#: Tables of a report that are printed on the terminal too (the rest is on the page).
+HEADLINE_SUFFIX = "-final-robustness"
+
+
+def print_headlines(report: Any) -> None:
+    """Print a report's final accuracy/fooling-ratio tables and its claims' verdicts."""
+    for table in report.plan.tables:
+        if table.key.endswith(HEADLINE_SUFFIX):
+            rows = [dict(zip(table.columns, row, strict=True)) for row in table.rows]
+            print(table.title)  # a plain line: a table title wraps to the table's width
+            print_table(rows, table.columns)
     if report.plan.claims:
         rows = [
             {"claim": c.spec.title, "verdict": c.verdict, "comparisons": c.summary}
             for c in report.plan.claims
         ]
         print_table(rows, ["claim", "verdict", "comparisons"])
-    return 0

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from robustcompress.cli.output import add_json_flag, print_json, print_table
+from robustcompress.cli.report import print_headlines
 from robustcompress.cli.run import add_device_flag, add_runs_dir_flag
 
 
@@ -68,34 +70,45 @@ def handle(args: argparse.Namespace) -> int:
         print_json(
             {
                 "manifest": str(result.manifest_path),
-                "report": None if report is None else str(report),
+                "report": None if report is None else str(report.html_path),
                 "wall_time_s": manifest["wall_time_s"],
                 "runs": manifest["runs"],
                 "errors": result.errors,
             }
         )
     else:
-        rows = [
-            {
-                "model": r["model"],
-                "method": r["method"],
-                "seed": r["seed"],
-                "status": r["status"],
-                "run": r["name"],
-            }
-            for r in manifest["runs"]
-        ]
-        print_table(rows, ["model", "method", "seed", "status", "run"], title=recipe.title)
-        print(f"manifest: {result.manifest_path}", file=sys.stderr)
+        runs = manifest["runs"]
+        unfinished = [r for r in runs if r["status"] != "finished"]
+        if unfinished:
+            rows = [
+                {
+                    "model": r["model"],
+                    "method": r["method"],
+                    "seed": r["seed"],
+                    "status": r["status"],
+                    "run": r["name"],
+                }
+                for r in unfinished
+            ]
+            print_table(rows, ["model", "method", "seed", "status", "run"], title="unfinished runs")
+        print(recipe.title)
         if report is not None:
-            print(f"report: {report}", file=sys.stderr)
+            print_headlines(report)
+        print(
+            f"{len(runs) - len(unfinished)} of {len(runs)} runs finished; "
+            f"wall time {manifest['wall_time_s']:.0f} s"
+        )
+        print(f"manifest: {result.manifest_path}")
+        if report is not None:
+            print(f"report: {report.html_path}")
     return 1 if result.errors else 0
 
 
-def build_report(directory: object) -> object | None:
-    """``robustcompress.reporting.build_report(directory)``, or a note if it is missing."""
+def build_report(directory: object) -> Any:
+    """``robustcompress.reporting.make_report(directory)``, or None with a note if the
+    reporting module cannot be imported."""
     try:
-        from robustcompress.reporting import build_report as build
+        from robustcompress.reporting import make_report
     except ImportError:
         print(
             "note: robustcompress.reporting is not available; no HTML report built "
@@ -103,4 +116,4 @@ def build_report(directory: object) -> object | None:
             file=sys.stderr,
         )
         return None
-    return build(directory)
+    return make_report(directory)
