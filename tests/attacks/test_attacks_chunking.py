@@ -19,7 +19,7 @@ from robustcompress.errors import AttackError
 #: Per-input attacks with sign steps: chunking leaves even float32 results bit-identical.
 CHUNKED = ["fgsm", "pgd", "bim", "bim_ll", "gnm"]
 #: Continuous steps (float rounding differs with the number of rows) or random draws.
-UNCHUNKED = ["pgd_l2", "deepfool", "deepfool_linf", "cw_l2", "rfgsm", "noise"]
+UNCHUNKED = ["pgd_l2", "deepfool", "deepfool_linf", "rfgsm", "noise"]
 
 
 def _run_sizes(attack: attacks.Attack, model: nn.Module, x, y) -> list[int]:
@@ -70,6 +70,38 @@ def test_chunked_sign_attacks_are_exact_in_float32_on_a_conv_model(name) -> None
     attack = make_attack(name)
     whole = attack.replace(chunk_size=None)(model, x, y)
     assert torch.equal(whole, attack.replace(chunk_size=7)(model, x, y))
+
+
+CW_SETTINGS = {"steps": 60, "search_steps": 3, "learning_rate": 0.05, "initial_const": 0.1}
+
+
+def test_chunked_cw_equals_one_batch_in_float64(tiny_model, tiny_batch) -> None:
+    model = tiny_model.double()
+    x, y = tiny_batch
+    x = x.double()
+    attack = make_attack("cw_l2", **CW_SETTINGS)
+    assert attack.chunkable()
+    assert _run_sizes(attack.replace(chunk_size=3), model, x, y) == [3, 3, 2]
+    whole = attack.replace(chunk_size=None)(model, x, y)
+    assert not torch.equal(whole, x)  # the search fooled something
+    torch.testing.assert_close(attack.replace(chunk_size=3)(model, x, y), whole, rtol=0, atol=1e-9)
+
+
+def test_chunked_cw_in_float32_differs_at_most_by_rounding_on_a_conv_model() -> None:
+    model = _small_cnn()
+    g = torch.Generator().manual_seed(2)
+    x = torch.rand(40, 1, 8, 8, generator=g)
+    with torch.no_grad():
+        y = model(x).argmax(dim=1)
+    attack = make_attack("cw_l2", **CW_SETTINGS)
+    whole = attack.replace(chunk_size=None)(model, x, y)
+    chunked = attack.replace(chunk_size=7)(model, x, y)
+    with torch.no_grad():
+        fooled_whole = model(whole).argmax(dim=1) != y
+        fooled_chunked = model(chunked).argmax(dim=1) != y
+    assert fooled_whole.sum() >= 10
+    assert torch.equal(fooled_whole, fooled_chunked)
+    torch.testing.assert_close(chunked, whole, rtol=0, atol=1e-5)
 
 
 def test_the_batch_is_split_into_chunks_of_chunk_size(tiny_model, tiny_batch) -> None:

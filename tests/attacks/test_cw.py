@@ -7,7 +7,15 @@ import torch
 from attack_helpers import affine_min_distance
 
 from robustcompress import attacks
-from robustcompress.attacks.cw import from_tanh_space, next_constants, to_tanh_space
+from robustcompress.attacks.cw import (
+    ADAM_BETAS,
+    ADAM_EPS,
+    adam_step,
+    from_tanh_space,
+    next_constants,
+    objective_gradient,
+    to_tanh_space,
+)
 from robustcompress.errors import AttackError
 
 
@@ -73,3 +81,75 @@ def test_confidence_enforces_a_logit_gap(affine_problem) -> None:
 def test_invalid_settings(settings, message) -> None:
     with pytest.raises(AttackError, match=message):
         attacks.get("cw_l2", **settings)
+
+
+def _full_objective(model, w, x, y, c, confidence):
+    """The C&W objective through autograd end to end (the reference for the fast path)."""
+    x_new = (torch.tanh(w) + 1) / 2
+    logits = model(x_new)
+    others = logits.scatter(1, y[:, None], float("-inf")).amax(dim=1)
+    gap = others - logits.gather(1, y[:, None]).squeeze(1)
+    l2_squared = ((x_new - x) ** 2).flatten(1).sum(dim=1)
+    return l2_squared + c * (-gap).clamp_min(-confidence)
+
+
+@pytest.mark.parametrize("confidence", [0.0, 0.1])
+def test_objective_gradient_equals_autograd_through_the_whole_objective(
+    tiny_model, tiny_batch, confidence
+) -> None:
+    model = tiny_model.double()
+    x, y = tiny_batch
+    x = x.double()
+    g = torch.Generator().manual_seed(0)
+    w = to_tanh_space(x) + 0.3 * torch.randn(x.shape, generator=g, dtype=torch.float64)
+    c = torch.logspace(-2, 1, len(x), dtype=torch.float64)
+    with torch.no_grad():
+        predicted = model(from_tanh_space(w)).argmax(dim=1)
+    # half the labels are the prediction at w (hinge active), half another class (g > κ)
+    y = torch.where(torch.arange(len(x)) < len(x) // 2, predicted, (predicted + 1) % 10)
+    x_new, l2_squared, gap, loss, grad = objective_gradient(model, w, x, y, c, confidence)
+    assert (gap <= confidence).any() and (gap > confidence).any()
+    w_var = w.clone().requires_grad_(True)
+    reference = _full_objective(model, w_var, x, y, c, confidence)
+    (expected,) = torch.autograd.grad(reference.sum(), w_var)
+    torch.testing.assert_close(loss, reference.detach(), rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(grad, expected, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(x_new, from_tanh_space(w))
+    torch.testing.assert_close(l2_squared, ((x_new - x) ** 2).flatten(1).sum(dim=1))
+    assert not grad.requires_grad and not x_new.requires_grad
+
+
+def test_objective_gradient_is_zero_on_the_hinge_part_once_the_margin_is_reached(
+    tiny_model, tiny_batch
+) -> None:
+    """Where g > κ only the distance term pulls: ∂L/∂w = 2δ·2x'(1 − x')."""
+    model = tiny_model.double()
+    x, _ = tiny_batch
+    x = x.double()
+    w = to_tanh_space(x) + 0.1
+    with torch.no_grad():
+        wrong = (model(from_tanh_space(w)).argmax(dim=1) + 1) % 10
+    # label the inputs with a class they are far from: every margin is already positive
+    x_new, _, gap, _, grad = objective_gradient(model, w, x, wrong, torch.ones(len(x)).double(), 0)
+    assert (gap > 0).all()
+    torch.testing.assert_close(grad, 2 * (x_new - x) * 2 * x_new * (1 - x_new))
+
+
+def test_adam_step_matches_the_adam_paper() -> None:
+    g = torch.Generator().manual_seed(0)
+    w = torch.randn(4, 6, generator=g, dtype=torch.float64)
+    m, v = torch.zeros_like(w), torch.zeros_like(w)
+    ref_w, ref_m, ref_v = w.clone(), m.clone(), v.clone()
+    step = torch.zeros((), dtype=torch.float32)
+    beta1, beta2 = ADAM_BETAS
+    for t in range(1, 4):
+        grad = torch.randn(w.shape, generator=g, dtype=torch.float64)
+        adam_step(w, grad, m, v, step, 0.01)
+        ref_m = beta1 * ref_m + (1 - beta1) * grad
+        ref_v = beta2 * ref_v + (1 - beta2) * grad**2
+        m_hat, v_hat = ref_m / (1 - beta1**t), ref_v / (1 - beta2**t)
+        ref_w = ref_w - 0.01 * m_hat / (v_hat.sqrt() + ADAM_EPS)
+    torch.testing.assert_close(w, ref_w, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(m, ref_m)
+    torch.testing.assert_close(v, ref_v)
+    assert step.item() == 3

@@ -19,8 +19,10 @@ every attack needs, so the attack files contain only the method itself:
   The output does not change in practice: a matrix product may round differently
   (≈ 1e-7) for another number of rows, which a sign step sees only in a gradient
   component within rounding of zero (none in the tests, on the MLP, CNN and peer
-  models). Attacks with continuous steps (DeepFool, C&W, ℓ2 PGD) or random draws run
-  the whole batch at once.
+  models). C&W is chunked too (its per-input search is judged by its strength, and
+  chunking moves its float32 output by rounding only, see :meth:`CarliniWagnerL2.chunkable`);
+  the other attacks with continuous steps (DeepFool, ℓ2 PGD) or random draws run the
+  whole batch at once.
 
 Settings are keyword-only (``get("pgd", eps=0.1)`` or ``LinfPGD(eps=0.1)``); an attack
 may declare ``aliases`` (e.g. ``linf_pgd`` for ``pgd``) that :func:`get` also accepts.
