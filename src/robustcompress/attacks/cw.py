@@ -102,14 +102,14 @@ def objective_gradient(
         l2_squared = torch.linalg.vecdot(flat, flat)
     x_var = x_new.requires_grad_(True)
     gap = margin(model(x_var), y)
-    weight = torch.where(gap <= confidence, c, torch.zeros_like(c))
+    # −2c where the hinge is active: the backward pass then yields −2c·∇g directly.
+    weight = torch.where(gap <= confidence, -2 * c, torch.zeros_like(c))
     (grad,) = torch.autograd.grad((weight * gap).sum(), x_var)
     with torch.no_grad():
         gap = gap.detach()
         loss = l2_squared + c * (-gap).clamp_min(-confidence)
-        # In the gradient's memory: (c·∇g − 2δ)·(x'² − x')·2.
-        slope = torch.addcmul(x_new.neg(), x_new, x_new)
-        grad.sub_(delta, alpha=2.0).mul_(slope).mul_(2.0)
+        # In the gradient's memory: (4δ − 2c·∇g)·x'(1 − x'), with x'(1 − x') = x' − x'².
+        grad.add_(delta, alpha=4.0).mul_(torch.addcmul(x_new, x_new, x_new, value=-1.0))
     return x_new.detach(), l2_squared, gap, loss, grad
 
 
