@@ -149,7 +149,7 @@ class CarliniWagnerL2(MinimalPerturbationAttack):
     Defaults: ``confidence`` κ = 0, ``learning_rate = 0.01``, ``search_steps = 9``,
     ``initial_const = 1e-3`` (the reference's); ``steps = 1000`` instead of the
     reference's 10 000. Measured on 175 correctly classified MNIST test images and the
-    paper's FCNN (one CPU thread): 1000 steps fool all with median ℓ2 0.56 in 30 s (DeepFool:
+    paper's FCNN (one CPU thread): 1000 steps fool all with median ℓ2 0.56 (DeepFool:
     0.70), while 100 steps fool only 75% with median 1.06, so fewer steps are no bargain.
     Not implemented: the reference's repeat of the last search step at ``c = upper``.
     """
