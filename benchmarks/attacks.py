@@ -359,7 +359,9 @@ def main(argv: list[str] | None = None) -> int:
         default=5.0,
         help="FGSM/PGD: keep timing rounds (all libraries in turn) at least this long",
     )
-    parser.add_argument("--minimal-repeat", type=int, default=3, help="timed rounds of DeepFool/C&W")
+    parser.add_argument(
+        "--minimal-repeat", type=int, default=3, help="timed rounds of DeepFool/C&W"
+    )
     parser.add_argument("--attacks", default=",".join(ATTACKS), help="comma-separated subset")
     parser.add_argument("--libraries", default=",".join(LIBRARIES), help="comma-separated")
     parser.add_argument("--models", default=",".join(MODELS), help="comma-separated")
