@@ -7,6 +7,7 @@ import torch
 from attack_helpers import affine_min_distance
 
 from robustcompress import attacks
+from robustcompress.attacks._utils import flat_norm, margin
 from robustcompress.attacks.cw import (
     ADAM_BETAS,
     ADAM_EPS,
@@ -83,14 +84,15 @@ def test_invalid_settings(settings, message) -> None:
         attacks.get("cw_l2", **settings)
 
 
+def _squared_distance(a, b):
+    return flat_norm(a - b, "l2") ** 2
+
+
 def _full_objective(model, w, x, y, c, confidence):
     """The C&W objective through autograd end to end (the reference for the fast path)."""
     x_new = (torch.tanh(w) + 1) / 2
-    logits = model(x_new)
-    others = logits.scatter(1, y[:, None], float("-inf")).amax(dim=1)
-    gap = others - logits.gather(1, y[:, None]).squeeze(1)
-    l2_squared = ((x_new - x) ** 2).flatten(1).sum(dim=1)
-    return l2_squared + c * (-gap).clamp_min(-confidence)
+    gap = margin(model(x_new), y)
+    return _squared_distance(x_new, x) + c * (-gap).clamp_min(-confidence)
 
 
 @pytest.mark.parametrize("confidence", [0.0, 0.1])
@@ -115,7 +117,7 @@ def test_objective_gradient_equals_autograd_through_the_whole_objective(
     torch.testing.assert_close(loss, reference.detach(), rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(grad, expected, rtol=1e-10, atol=1e-12)
     torch.testing.assert_close(x_new, from_tanh_space(w))
-    torch.testing.assert_close(l2_squared, ((x_new - x) ** 2).flatten(1).sum(dim=1))
+    torch.testing.assert_close(l2_squared, _squared_distance(x_new, x))
     assert not grad.requires_grad and not x_new.requires_grad
 
 
@@ -129,7 +131,7 @@ def test_objective_gradient_is_zero_on_the_hinge_part_once_the_margin_is_reached
     w = to_tanh_space(x) + 0.1
     with torch.no_grad():
         wrong = (model(from_tanh_space(w)).argmax(dim=1) + 1) % 10
-    # label the inputs with a class they are far from: every margin is already positive
+    # label every input with a class it is not predicted as: every margin is positive
     x_new, _, gap, _, grad = objective_gradient(model, w, x, wrong, torch.ones(len(x)).double(), 0)
     assert (gap > 0).all()
     torch.testing.assert_close(grad, 2 * (x_new - x) * 2 * x_new * (1 - x_new))

@@ -11,18 +11,18 @@ every attack needs, so the attack files contain only the method itself:
 * gradients are enabled even when the caller is inside ``torch.no_grad()``;
 * randomness comes from a :class:`torch.Generator` seeded by ``seed`` (when given)
   on the inputs' device, so random starts are reproducible;
-* attacks whose result for an input depends on that input only and whose steps are
-  signs (``independent_inputs``: FGSM, ℓ∞ PGD, BIM, ℓ∞ GNM) run the batch in internal
+* attacks whose result for an input depends on that input only
+  (``independent_inputs``: FGSM, ℓ∞ PGD, BIM, ℓ∞ GNM, C&W) run the batch in internal
   chunks of ``chunk_size`` inputs (:func:`auto_chunk_size` by default). On CPU a chunk
   whose activations fit in the cache runs a gradient step about twice as fast as one
   batch of 500 CNN inputs, because memory traffic, not arithmetic, bounds the step.
-  The output does not change in practice: a matrix product may round differently
-  (≈ 1e-7) for another number of rows, which a sign step sees only in a gradient
-  component within rounding of zero (none in the tests, on the MLP, CNN and peer
-  models). C&W is chunked too (its per-input search is judged by its strength, and
-  chunking moves its float32 output by rounding only, see :meth:`CarliniWagnerL2.chunkable`);
-  the other attacks with continuous steps (DeepFool, ℓ2 PGD) or random draws run the
-  whole batch at once.
+  A matrix product may round differently (≈ 1e-7) for another number of rows. A sign
+  step sees that only in a gradient component within rounding of zero, so the sign
+  attacks' output does not change in practice (none in the tests, on the MLP, CNN and
+  peer models). C&W's continuous Adam steps carry it into the output (≈ 1e-7 in
+  float32); its search is judged by its strength, not matched pixel for pixel, so it
+  is chunked as well. DeepFool and ℓ2 PGD, which are compared with peers' continuous
+  steps, and attacks with random draws run the whole batch at once.
 
 Settings are keyword-only (``get("pgd", eps=0.1)`` or ``LinfPGD(eps=0.1)``); an attack
 may declare ``aliases`` (e.g. ``linf_pgd`` for ``pgd``) that :func:`get` also accepts.
@@ -131,9 +131,10 @@ class Attack:
     paper: ClassVar[str] = ""
     aliases: ClassVar[tuple[str, ...]] = ()
     #: True if each input's result depends on that input only (no random draws, no
-    #: batch-wide decisions) and its steps are signs, so splitting the batch into chunks
-    #: leaves the output unchanged up to a gradient component within rounding of zero
-    #: flipping its sign (checked in ``tests/attacks/test_attacks_chunking.py``).
+    #: batch-wide decisions), so the batch may run in chunks. With sign steps the output
+    #: is then unchanged up to a gradient component within rounding of zero flipping its
+    #: sign; with C&W's continuous steps it moves by rounding (≈ 1e-7 in float32, 1e-9
+    #: in float64). Both are checked in ``tests/attacks/test_attacks_chunking.py``.
     independent_inputs: ClassVar[bool] = False
 
     seed: int | None = None
