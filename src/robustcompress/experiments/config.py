@@ -87,6 +87,22 @@ HASH_EXCLUDED = ("name", "device", "checkpoint")
 HASH_LENGTH = 10
 
 
+HASH_ADDED = "hash_added"
+"""JSON-schema marker of a field added after the hash was frozen (see :func:`added_field`)."""
+
+
+def added_field(default: Any = ..., **kwargs: Any) -> Any:
+    """A config field added after runs were stored: ``Field(default, ...)`` marked so that
+    :func:`config_hash` leaves it out while it holds its default.
+
+    Every field or section added to the schema from now on must be declared with this
+    (not plain ``Field``), so a new feature at its default keeps every stored run's hash.
+    """
+    extra = dict(kwargs.pop("json_schema_extra", None) or {})
+    extra[HASH_ADDED] = True
+    return Field(default, json_schema_extra=extra, **kwargs)
+
+
 class _Section(BaseModel):
     """Base of every config section: unknown keys are errors, values are re-validated."""
 
