@@ -14,7 +14,8 @@ import pytest
 from robustcompress.cli import reproduce
 from robustcompress.errors import ConfigError
 from robustcompress.experiments.recipes import RECIPES, MaskingCheck, Profile
-from robustcompress.experiments.recipes.langenberg2019 import RECIPE, plan, schedule
+from robustcompress.papers.langenberg2019 import RECIPE
+from robustcompress.papers.langenberg2019.recipe import plan, schedule
 
 TINY = Profile(
     name="test",

@@ -21,13 +21,9 @@ from robustcompress.experiments.recipes import (
     seed_list,
 )
 from robustcompress.experiments.recipes.base import planned_sweep
-from robustcompress.experiments.recipes.langenberg2019 import (
-    PAPER_ACCURACY,
-    RECIPE,
-    plan,
-    schedule,
-    track_every,
-)
+from robustcompress.experiments.recipes.methods import Phase, track_every
+from robustcompress.papers.langenberg2019 import RECIPE
+from robustcompress.papers.langenberg2019.recipe import PAPER_ACCURACY, plan, schedule
 from robustcompress.experiments.sweep import _levels
 
 FCNN_IDS = ["natural", "fgsm", "pgd", "l1", "nuclear", "l1-nuclear", "l1-nuclear-0.03", "joint-l1"]
@@ -142,11 +138,11 @@ def test_full_profile_tracks_the_papers_quantities() -> None:
 
 def test_track_every_closed_form() -> None:
     # 60000 / 128 -> 469 steps per epoch; 5 epochs, 10 points -> every ceil(234.5) steps
-    assert track_every(None, "mnist", 128, 5, 10) == 235
-    assert track_every(None, "fashion-mnist", 64, 1, 3) == 313  # ceil(938 / 3)
-    assert track_every(1000, "mnist", 100, 2, 4) == 5
-    assert track_every(None, "mnist", 128, 10, 10) == 0  # epoch ends only
-    assert track_every(10, "mnist", 100, 1, 50) == 1
+    assert track_every(None, "mnist", 128, Phase(5, 10)) == 235
+    assert track_every(None, "fashion-mnist", 64, Phase(1, 3)) == 313  # ceil(938 / 3)
+    assert track_every(1000, "mnist", 100, Phase(2, 4)) == 5
+    assert track_every(None, "mnist", 128, Phase(10, 10)) == 0  # epoch ends only
+    assert track_every(10, "mnist", 100, Phase(1, 50)) == 1
 
 
 TINY = Profile(

@@ -17,7 +17,7 @@ import pytest
 
 from robustcompress.reporting import build_report, make_report, write_results_markdown
 from robustcompress.reporting.claims import VERDICT_RULE
-from robustcompress.reporting.langenberg2019 import PAPER_ACCURACY
+from robustcompress.papers.langenberg2019.recipe import PAPER_ACCURACY
 from robustcompress.reporting.tables import format_mean_std
 
 pytestmark = pytest.mark.slow

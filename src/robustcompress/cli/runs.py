@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 
+from robustcompress.catalogue import headline
 from robustcompress.cli.output import add_json_flag, print_json, print_table
 from robustcompress.cli.run import add_runs_dir_flag
 from robustcompress.experiments.store import STATUSES
@@ -54,6 +55,6 @@ def headline_metrics(finals: object) -> list[str]:
     seen: dict[str, None] = {}
     for final in finals:  # type: ignore[attr-defined]
         for key in final:
-            if key == "accuracy" or key.startswith("fooling_ratio/"):
+            if headline(key):
                 seen.setdefault(key)
     return sorted(seen, key=lambda k: (k != "accuracy", list(seen).index(k)))

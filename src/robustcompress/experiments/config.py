@@ -272,12 +272,34 @@ class TrackingConfig(_Section):
     eval_seed: int = Field(default=0, ge=0, description="seed of the evaluation subset")
     attacks: dict[str, dict[str, Any]] = Field(
         default_factory=lambda: {k: dict(v) for k, v in DEFAULT_TRACKED_ATTACKS.items()},
-        description="fooling ratios to track: {attack name: settings}",
+        description="fooling ratios to track: {label: settings}; the label is the attack's "
+        "name unless the settings name it (attack: pgd), so one attack can be tracked at "
+        "several settings (pgd-eps0.1: {attack: pgd, eps: 0.1})",
     )
     structure: list[str] = Field(
         default_factory=lambda: ["effective_rank", "effective_sparsity"],
         description="per-weight-matrix measures to track",
     )
+
+    @field_validator("attacks")
+    @classmethod
+    def _attack_labels(cls, value: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+        for label, params in value.items():
+            if not label or "/" in label:
+                raise ValueError(f"attack label {label!r} must be non-empty without '/'")
+            name = params.get("attack", label)
+            if not isinstance(name, str):
+                raise ValueError(f"{label}.attack must be an attack name (got {name!r})")
+        return value
+
+    def attack_entries(self) -> dict[str, tuple[str, dict[str, Any]]]:
+        """``{label: (attack name, settings)}`` of the tracked attacks."""
+        out = {}
+        for label, params in self.attacks.items():
+            settings = dict(params)
+            out[label] = (str(settings.pop("attack", label)), settings)
+        return out
+
     mutual_information: MutualInformationConfig = Field(
         default_factory=MutualInformationConfig,
         description="mutual-information bounds per hidden layer (off by default)",
@@ -479,10 +501,10 @@ def check_against_model(config: RunConfig) -> None:
     """
     from robustcompress import attacks
     from robustcompress.attacks import FixedEpsilonAttack
+    from robustcompress.catalogue import structure_measures
     from robustcompress.data import list_datasets
     from robustcompress.models import create_model
     from robustcompress.regularizers import build_regularizer
-    from robustcompress.training.trackers import STRUCTURE_MEASURES
 
     src = config.source
 
@@ -514,11 +536,11 @@ def check_against_model(config: RunConfig) -> None:
                 "training.adversarial.attack",
                 f"{adv.attack!r} is not a fixed-ε attack; use fgsm or pgd",
             )
-    for name, params in config.tracking.attacks.items():
+    for label, (name, params) in config.tracking.attack_entries().items():
         try:
             attacks.get(name, **params)
         except RobustCompressError as exc:
-            raise fail(f"tracking.attacks.{name}", exc) from None
+            raise fail(f"tracking.attacks.{label}", exc) from None
     if config.tracking.mutual_information.enabled:
         from robustcompress.models import hidden_layer_names
 
@@ -528,11 +550,12 @@ def check_against_model(config: RunConfig) -> None:
                 f"model {config.model.name!r} has no hidden activation modules to measure; "
                 "set enabled: false",
             )
-    unknown = [m for m in config.tracking.structure if m not in STRUCTURE_MEASURES]
+    known = structure_measures()
+    unknown = [m for m in config.tracking.structure if m not in known]
     if unknown:
         raise fail(
             "tracking.structure",
-            f"unknown measure(s) {', '.join(unknown)} (allowed: {', '.join(STRUCTURE_MEASURES)})",
+            f"unknown measure(s) {', '.join(unknown)} (allowed: {', '.join(known)})",
         )
 
 

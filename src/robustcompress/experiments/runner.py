@@ -222,10 +222,10 @@ def _train(
             CleanTracker(),
             *(
                 FoolingRatioTracker(
-                    name,
-                    attacks.get(name, **{"seed": derive_seed("tracking", name), **params}),
+                    label,
+                    attacks.get(name, **{"seed": derive_seed("tracking", label), **params}),
                 )
-                for name, params in tracking.attacks.items()
+                for label, (name, params) in tracking.attack_entries().items()
             ),
             StructureTracker(tracking.structure),
         ]

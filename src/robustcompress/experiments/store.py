@@ -46,6 +46,8 @@ METRICS_FILE = "metrics.jsonl"
 SUMMARY_FILE = "summary.json"
 LOG_FILE = "log.txt"
 LOCK_FILE = "run.lock"
+MANIFEST_FILE = "manifest.json"
+"""A reproduction directory's record of its runs (written by ``reproduce``, read by reports)."""
 CHECKPOINT_DIR = "checkpoints"
 
 

@@ -9,7 +9,9 @@
 * :mod:`~robustcompress.reporting.claims`: paired comparisons across seeds and the
   verdict rule;
 * :mod:`~robustcompress.reporting.sections`: which figure shows what, the generic plan;
-* :mod:`~robustcompress.reporting.langenberg2019`: the paper's figures, tables and claims;
+* :mod:`~robustcompress.reporting.plans`: shared blocks of a paper's report (claims on a
+  source, the paper's values beside ours, :func:`~.plans.standard_plan`); each paper's
+  own plan lives in its package under :mod:`robustcompress.papers`;
 * :mod:`~robustcompress.reporting.html` / :mod:`~robustcompress.reporting.markdown`:
   the page and the written record (``docs/results/<recipe>.md``);
 * :mod:`~robustcompress.reporting.report`: :func:`build_report`.

@@ -4,8 +4,9 @@
 
 * a **reproduction** directory: it holds ``manifest.json`` (written by a recipe,
   e.g. ``<runs root>/reproductions/langenberg2019-quick/``) listing every run with
-  its model, data set, method id, display label, group (natural, adversarial or
-  regularized) and seed, the recipe's choices, its wall time and the masking flags;
+  its model, data set, method id, display label, group (an open name such as
+  natural, adversarial, regularized) and seed, the recipe's choices, its wall time
+  and the masking flags;
   run directories in it are absolute or relative to the manifest's folder;
 * a **single run** directory: it holds ``config.yaml``;
 * a **sweep** directory: it holds ``sweep_summary.json``
@@ -34,15 +35,17 @@ import numpy as np
 from robustcompress.errors import ConfigError
 from robustcompress.experiments.store import (
     CONFIG_FILE,
+    MANIFEST_FILE,
     RunRecord,
     list_runs,
     read_json,
     read_record,
 )
 
-MANIFEST_FILE = "manifest.json"
 SWEEP_SUMMARY_FILE = "sweep_summary.json"
 GROUPS = ("natural", "adversarial", "regularized")
+"""The groups a run outside a reproduction is given (:func:`_infer_group`); a recipe's
+methods may use any other group name."""
 
 SourceKind = Literal["reproduction", "run", "sweep", "runs"]
 
@@ -344,7 +347,7 @@ def _load_reproduction(directory: Path) -> ReportSource:
                 dataset=str(entry.get("dataset") or record.config.get("data", {}).get("dataset")),
                 method=str(entry["method"]),
                 label=str(entry.get("label") or entry["method"]),
-                group=group if group in GROUPS else _infer_group(record.config),
+                group=group,
                 seed=int(entry["seed"]),
             )
         )

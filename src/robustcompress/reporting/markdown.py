@@ -19,8 +19,7 @@ from pathlib import Path
 from robustcompress.reporting.claims import VERDICT_RULE, ClaimResult
 from robustcompress.reporting.html import EVIDENCE_COLUMNS, evidence_cells, format_duration
 from robustcompress.reporting.loading import ReportSource, load_source
-from robustcompress.reporting.report import RECIPES
-from robustcompress.reporting.sections import generic_plan
+from robustcompress.reporting.report import planner_for
 from robustcompress.reporting.tables import Table, masking_table
 
 ACCURACY_GAP = 0.01
@@ -97,7 +96,7 @@ def differences(
 
 def results_markdown(source: ReportSource) -> str:
     """The Markdown record of a loaded reproduction."""
-    planner = RECIPES.get(source.recipe or "", generic_plan)
+    planner = planner_for(source)
     plan = planner(source)
     labels = {(r.model, r.method): r.label for r in source.runs}
     name = source.recipe or source.directory.name

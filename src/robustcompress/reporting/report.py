@@ -5,8 +5,9 @@ base64 PNG; the same figures are written beside it as PNG and SVG in ``figures/`
 and the page's numbers (tables, claims, figure files) as JSON beside the page
 (``report.json`` for ``report.html``).
 
-A reproduction whose manifest names a known recipe (:data:`RECIPES`) gets that
-recipe's figures, tables and claims; any other directory gets the generic plan
+A reproduction whose manifest names a registered recipe
+(:func:`robustcompress.experiments.recipes.get_recipe`) with a ``report`` gets that
+paper's figures, tables and claims; any other directory gets the generic plan
 (:func:`~robustcompress.reporting.sections.generic_plan`).
 """
 
@@ -20,7 +21,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from robustcompress.reporting import langenberg2019
 from robustcompress.reporting.figures import SavedFigure
 from robustcompress.reporting.html import render_report
 from robustcompress.reporting.loading import ReportSource, load_source
@@ -30,10 +30,13 @@ from robustcompress.reporting.tables import Table, masking_table, settings_table
 REPORT_FILE = "report.html"
 FIGURES_DIR = "figures"
 
-RECIPES: dict[str, Callable[[ReportSource], ReportPlan]] = {
-    langenberg2019.RECIPE: langenberg2019.plan,
-}
-"""Recipe name (the manifest's ``recipe``) → the plan of its report."""
+
+def planner_for(source: ReportSource) -> Callable[[ReportSource], ReportPlan]:
+    """The report plan of ``source``'s recipe when it is registered, else the generic one."""
+    from robustcompress.experiments.recipes import find_recipe
+
+    recipe = find_recipe(source.recipe) if source.kind == "reproduction" else None
+    return recipe.report if recipe is not None and recipe.report is not None else generic_plan
 
 
 @dataclass
@@ -94,8 +97,7 @@ def make_report(directory: str | Path, *, out: str | Path | None = None) -> Repo
     source = load_source(directory)
     html_path = resolve_output(directory, out)
     html_path.parent.mkdir(parents=True, exist_ok=True)
-    planner = RECIPES.get(source.recipe or "", generic_plan)
-    plan = planner(source)
+    plan = planner_for(source)(source)
     maker = FigureMaker(source, html_path.parent / FIGURES_DIR)
     figures = [f for request in plan.figures if (f := maker.draw(request)) is not None]
     labels = {(r.model, r.method): r.label for r in source.runs}

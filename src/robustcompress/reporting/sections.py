@@ -33,6 +33,7 @@ from typing import Literal
 import numpy as np
 from matplotlib.figure import Figure
 
+from robustcompress import catalogue
 from robustcompress.reporting.claims import ClaimResult
 from robustcompress.reporting.figures import (
     METHOD_COLORS,
@@ -52,15 +53,10 @@ from robustcompress.reporting.tables import Table, final_metrics_table
 
 FigureKind = Literal["weights", "structure", "information", "fooling", "accuracy"]
 
-STRUCTURE_LABELS = {
-    "effective_rank": "effective rank r(W)",
-    "effective_sparsity": "effective sparsity s(W)",
-}
 MI_QUANTITIES = (
     ("mi_input", "I(X; T)"),
     ("mi_label", "I(T; Y)"),
 )
-FOOLING_PREFIX = "fooling_ratio/"
 AXIS_NOTE = (
     "A fine-tuned method's curve continues from the end of the run it starts from "
     "(e.g. adversarial fine-tuning after natural training)."
@@ -234,15 +230,16 @@ class FigureMaker:
 
     def _structure_figure(self, request: FigureRequest, methods: list[str]) -> SavedFigure | None:
         runs = [r for m in methods for r in self.source.runs_of(request.model, m)]
-        measures = [m for m in STRUCTURE_LABELS if any(layers_of(r.rows, m) for r in runs)]
+        specs = {s.key: s for s in catalogue.list_metrics("structure")}
+        measures = [m for m in specs if any(layers_of(r.rows, m) for r in runs)]
         layers = _ordered_layers(runs, measures)
         if not measures or not layers:
             return None
         xlabel = self.x_label(runs)
         panels = [
             Panel(
-                f"{STRUCTURE_LABELS[measure].split(' (')[0]} of {layer}",
-                STRUCTURE_LABELS[measure],
+                f"{specs[measure].label} of {layer}",
+                specs[measure].label,
                 self.lines(request.model, methods, measure, layer),
                 xlabel=xlabel,
             )
@@ -290,21 +287,22 @@ class FigureMaker:
         runs = [r for m in methods for r in self.source.runs_of(request.model, m)]
         attacks = list(
             dict.fromkeys(
-                str(row["metric"])[len(FOOLING_PREFIX) :]
+                qualifier
                 for r in runs
                 for row in r.rows
-                if str(row.get("metric", "")).startswith(FOOLING_PREFIX)
+                for name, qualifier in [catalogue.split_key(str(row.get("metric", "")))]
+                if name == catalogue.FOOLING_RATIO and qualifier
             )
         )
         if not attacks:
             return None
         xlabel = self.x_label(runs)
-        settings = runs[0].config.get("tracking", {}).get("attacks", {})
         panels = [
             Panel(
-                f"{attack.upper()} {_attack_text(settings.get(attack, {}))}".strip(),
+                catalogue.attack_text(catalogue.attack_settings(runs[0].config, attack))
+                or attack.upper(),
                 "fooling ratio",
-                self.lines(request.model, methods, FOOLING_PREFIX + attack),
+                self.lines(request.model, methods, catalogue.fooling_ratio_key(attack)),
                 xlabel=xlabel,
                 ylim=(-0.02, 1.02),
             )
@@ -342,43 +340,55 @@ def _layer_key(layer: str) -> tuple[int, str]:
     return (int(digits) if digits and layer.lstrip("Wt").isdigit() else 10**9, layer)
 
 
-def _attack_text(settings: dict[str, object]) -> str:
-    parts = [f"{k}={v}" for k, v in settings.items() if k in ("eps", "steps", "alpha")]
-    return f"({', '.join(parts)})" if parts else ""
+def generic_figures(source: ReportSource) -> list[FigureRequest]:
+    """Every figure kind for every model, all methods together."""
+    figures: list[FigureRequest] = []
+    for model in source.models():
+        name = model.upper()
+        figures += [
+            FigureRequest("accuracy", f"{model}-accuracy", f"{name}: clean accuracy", model),
+            FigureRequest("fooling", f"{model}-fooling", f"{name}: fooling ratios", model),
+            FigureRequest("structure", f"{model}-structure", f"{name}: structure of W_i", model),
+            FigureRequest(
+                "information", f"{model}-information", f"{name}: mutual information", model
+            ),
+            FigureRequest("weights", f"{model}-W1", f"{name}: W1", model, matrix="W1"),
+            FigureRequest(
+                "weights", f"{model}-W2", f"{name}: W2", model, matrix="W2", only_conv=True
+            ),
+        ]
+    return figures
 
 
 def generic_plan(source: ReportSource) -> ReportPlan:
     """Every figure kind for every model (all methods together), final-metric tables."""
     plan = ReportPlan()
+    plan.figures = generic_figures(source)
     for model in source.models():
-        name = model.upper()
-        plan.figures += [
-            FigureRequest("accuracy", f"{model}-accuracy", f"{name}: clean accuracy", model),
-            FigureRequest("fooling", f"{model}-fooling", f"{name}: fooling ratios", model),
-            FigureRequest(
-                "structure", f"{model}-structure", f"{name}: effective rank and sparsity", model
-            ),
-            FigureRequest(
-                "information", f"{model}-information", f"{name}: mutual information", model
-            ),
-            FigureRequest("weights", f"{model}-W1", f"{name}: W1", model, matrix="W1"),
-        ]
-        plan.figures.append(
-            FigureRequest(
-                "weights", f"{model}-W2", f"{name}: W2", model, matrix="W2", only_conv=True
-            )
-        )
         plan.tables += final_tables(source, model)
     return plan
 
 
 def final_tables(source: ReportSource, model: str) -> list[Table]:
-    """Two tables of final values per method: robustness (accuracy, fooling ratios) and
-    structure (effective rank r and sparsity s of each W_i)."""
+    """Two tables of final values per method: robustness (accuracy and every tracked
+    attack's fooling ratio) and structure (every registered structure measure the runs
+    recorded, per W_i). Captions name each attack's settings as the runs stored them."""
     metrics = final_metric_names(source, model)
-    robustness = [m for m in metrics if m == "accuracy" or m.startswith(FOOLING_PREFIX)]
-    structure = [m for m in metrics if m not in robustness]
+    robustness = [m for m in metrics if catalogue.headline(m)]
+    structure = [m for m in metrics if catalogue.is_group(m, "structure")]
     name = model.upper()
+    runs = [r for r in source.finished if r.model == model]
+    settings = [
+        f"{catalogue.column_label(m)}: {text}"
+        for m in robustness
+        if (label := catalogue.split_key(m)[1]) is not None
+        and runs
+        and (text := catalogue.attack_text(catalogue.attack_settings(runs[0].config, label)))
+    ]
+    fooling = catalogue.metric_spec(catalogue.FOOLING_RATIO)
+    caption = f"FR: {fooling.description if fooling else 'fooling ratio'}."
+    if settings:
+        caption += " " + "; ".join(settings) + "."
     tables = [
         final_metrics_table(
             source,
@@ -386,35 +396,47 @@ def final_tables(source: ReportSource, model: str) -> list[Table]:
             robustness,
             key=f"{model}-final-robustness",
             title=f"{name}: final clean accuracy and fooling ratios (FR)",
-            caption="FR: share of correctly classified evaluation images the attack fools.",
+            caption=caption,
         )
     ]
     if structure:
+        specs = [
+            spec
+            for key in dict.fromkeys(catalogue.split_key(m)[0] for m in structure)
+            if (spec := catalogue.metric_spec(key)) is not None
+        ]
         tables.append(
             final_metrics_table(
                 source,
                 model,
                 structure,
                 key=f"{model}-final-structure",
-                title=f"{name}: final effective rank r(W_i) and effective sparsity s(W_i)",
+                title=f"{name}: final structure of each W_i",
                 digits=3,
-                caption="r(W) = ‖W‖_*/‖W‖_F (eq. 3), s(W) = ‖W‖_1/‖W‖_F (eq. 2).",
+                caption="; ".join(
+                    f"{spec.symbol}: {spec.label}" + (f" ({spec.source})" if spec.source else "")
+                    for spec in specs
+                )
+                + ".",
             )
         )
     return tables
 
 
 def final_metric_names(source: ReportSource, model: str) -> list[str]:
-    """Accuracy, fooling ratios (in tracking order), then effective rank and sparsity of
-    each W_i, as far as the runs of ``model`` recorded them."""
+    """Accuracy, fooling ratios (in tracking order), then every registered structure
+    measure of each W_i (catalogue order), as far as the runs of ``model`` recorded them."""
     keys: dict[str, None] = {}
     for r in source.finished:
         if r.model == model:
             keys.update(dict.fromkeys(r.final))
-    order = ["accuracy", *(k for k in keys if k.startswith(FOOLING_PREFIX))]
-    for measure in STRUCTURE_LABELS:
+    order = [
+        catalogue.ACCURACY,
+        *(k for k in keys if catalogue.split_key(k)[0] == catalogue.FOOLING_RATIO),
+    ]
+    for spec in catalogue.list_metrics("structure"):
         order += sorted(
-            (k for k in keys if k.startswith(measure + "/")),
+            (k for k in keys if catalogue.split_key(k)[0] == spec.key),
             key=lambda k: _layer_key(k.split("/")[1]),
         )
     return [k for k in order if k in keys]

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from robustcompress.catalogue import column_label
 from robustcompress.reporting.loading import ReportRun, ReportSource
 
 
@@ -138,14 +139,8 @@ def accuracy_table(
 
 
 def metric_label(metric: str) -> str:
-    """A short column name: ``r(W1)``, ``s(W1)``, ``FR fgsm``, ``clean accuracy``."""
-    name, _, layer = metric.partition("/")
-    short = {"effective_rank": "r", "effective_sparsity": "s"}
-    if name in short and layer:
-        return f"{short[name]}({layer})"
-    if name == "fooling_ratio" and layer:
-        return f"FR {layer}"
-    return "clean accuracy" if metric == "accuracy" else metric
+    """A short column name from the metric catalogue: ``r(W1)``, ``FR fgsm``, ``clean accuracy``."""
+    return column_label(metric)
 
 
 def final_metrics_table(

@@ -15,7 +15,6 @@ from robustcompress.training.checkpoint import load_model, load_weights, read_ch
 from robustcompress.training.progress import Reporter, RunLog, make_reporter
 from robustcompress.training.rng import derive_seed
 from robustcompress.training.trackers import (
-    STRUCTURE_MEASURES,
     CleanTracker,
     EvaluationContext,
     FoolingRatioTracker,
@@ -39,7 +38,6 @@ from robustcompress.training.trainer import (
 
 __all__ = [
     "SCHEDULES",
-    "STRUCTURE_MEASURES",
     "AdversarialTraining",
     "Callback",
     "CleanTracker",

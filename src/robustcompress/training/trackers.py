@@ -16,8 +16,9 @@ Figures 2–5):
   ``fooling_ratio/<label>``; by default FGSM, PGD (T = 20, α = 0.005) and GNM
   (T = 5), all at ε = 0.05, the paper's setting;
 * :class:`StructureTracker`: structure measures of every weight matrix W_i
-  (effective rank, eq. 3, and effective sparsity, eq. 2, by default), one row per
-  matrix with ``layer = "W<i>"``;
+  (effective rank, eq. 3, and effective sparsity, eq. 2, by default; any measure
+  registered in :mod:`robustcompress.catalogue`), one row per matrix with
+  ``layer = "W<i>"``;
 * :class:`MutualInformationTracker`: KDE bounds on I(X; T_i) and I(T_i; Y) of every
   hidden representation t_i (Figure 2, σ² = 0.1) on a fixed sample, one row per
   bound and layer (``layer = "t<i>"``).
@@ -32,7 +33,7 @@ from __future__ import annotations
 import json
 import math
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, Any
@@ -41,30 +42,11 @@ import torch
 from torch import nn
 
 from robustcompress.attacks import Attack
+from robustcompress.catalogue import fooling_ratio_key, structure_measures
 from robustcompress.errors import ConfigError
 from robustcompress.models import capture_representations, weight_matrices
 from robustcompress.regularizers import Regularizer, regularized_loss
-from robustcompress.structure import (
-    effective_rank,
-    effective_sparsity,
-    exact_sparsity,
-    layer_mutual_information,
-    numerical_rank,
-    singular_value_std,
-    spectral_norm,
-    stable_rank,
-)
-
-STRUCTURE_MEASURES: dict[str, Callable[[torch.Tensor], float]] = {
-    "effective_rank": effective_rank,
-    "effective_sparsity": effective_sparsity,
-    "stable_rank": stable_rank,
-    "spectral_norm": spectral_norm,
-    "numerical_rank": numerical_rank,
-    "exact_sparsity": exact_sparsity,
-    "singular_value_std": singular_value_std,
-}
-"""Per-matrix measures a :class:`StructureTracker` can record, by name."""
+from robustcompress.structure import layer_mutual_information
 
 
 @dataclass(frozen=True)
@@ -170,7 +152,7 @@ class FoolingRatioTracker(Tracker):
     def __init__(self, label: str, attack: Attack) -> None:
         self.label = label
         self.attack = attack
-        self.name = f"fooling_ratio/{label}"
+        self.name = fooling_ratio_key(label)
 
     def measure(self, context: EvaluationContext) -> list[Measurement]:
         from robustcompress.evaluation import fooling_ratio_of
@@ -192,20 +174,23 @@ class StructureTracker(Tracker):
     name = "structure"
 
     def __init__(self, measures: Sequence[str] = ("effective_rank", "effective_sparsity")) -> None:
-        unknown = [m for m in measures if m not in STRUCTURE_MEASURES]
+        known = structure_measures()
+        unknown = [m for m in measures if m not in known]
         if unknown:
             raise ConfigError(
                 f"unknown structure measure(s) {', '.join(unknown)}: "
-                f"choose from {', '.join(STRUCTURE_MEASURES)}"
+                f"choose from {', '.join(known)} (or register one: "
+                "robustcompress.catalogue.register_structure_measure)"
             )
         self.measures = tuple(measures)
+        self._functions = {m: known[m] for m in self.measures}
 
     def measure(self, context: EvaluationContext) -> list[Measurement]:
         rows = []
         for wm in weight_matrices(context.model):
             matrix = wm.matrix.detach()
             for name in self.measures:
-                rows.append(Measurement(name, float(STRUCTURE_MEASURES[name](matrix)), wm.name))
+                rows.append(Measurement(name, float(self._functions[name](matrix)), wm.name))
         return rows
 
     def __repr__(self) -> str:

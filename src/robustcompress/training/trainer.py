@@ -52,6 +52,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from robustcompress.attacks import Attack
+from robustcompress.catalogue import headline
 from robustcompress.errors import CheckpointError, ConfigError, TrainingError
 from robustcompress.models import resolve_weight_matrix, weight_matrices
 from robustcompress.regularizers import Regularizer, regularized_loss
@@ -485,7 +486,7 @@ class Trainer:
         pos, t = self.position, self.position.timing
         shown = [f"train loss {mean_loss:.4f}"]
         for key, value in self._latest.items():
-            if key == "accuracy" or key.startswith("fooling_ratio/"):
+            if headline(key):
                 shown.append(f"{key} {value:.4f}")
         total = t["training_s"] + t["tracking_s"] + t["checkpointing_s"]
         share = t["tracking_s"] / total if total else 0.0

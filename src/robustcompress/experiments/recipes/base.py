@@ -30,11 +30,12 @@ import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from robustcompress.errors import ConfigError
 from robustcompress.experiments.config import RunConfig
 from robustcompress.experiments.store import (
+    MANIFEST_FILE,
     RunRecord,
     read_json,
     run_dir_name,
@@ -43,9 +44,17 @@ from robustcompress.experiments.store import (
     write_json_atomic,
 )
 
-Group = Literal["natural", "adversarial", "regularized"]
-MANIFEST_FILE = "manifest.json"
+if TYPE_CHECKING:
+    from robustcompress.reporting.loading import ReportSource
+    from robustcompress.reporting.sections import ReportPlan
+
+Group = str
+"""A method's group: an open name (``natural``, ``adversarial``, ``regularized``,
+``pruned``…) that reports use to pick methods for figures and claims."""
+
 REPRODUCTIONS_DIR = "reproductions"
+
+S = TypeVar("S")
 
 
 @dataclass(frozen=True)
@@ -58,17 +67,18 @@ class MaskingCheck:
 
 
 @dataclass(frozen=True)
-class Profile:
-    """How big a reproduction is; the recipe reads its model-specific fields.
+class Profile(Generic[S]):
+    """How big a reproduction is: seeds, a typed schedule per model, the masking check.
 
-    ``settings`` maps a model name to its schedule (a mapping the recipe interprets:
-    training-set size, epochs, evaluation sizes, tracking points).
+    ``settings`` maps a model name to its schedule, an object of the recipe's schedule
+    type (usually :class:`~robustcompress.experiments.recipes.methods.Schedule`, or a
+    subclass with the paper's extra fields).
     """
 
     name: str
     description: str
     seeds: int
-    settings: Mapping[str, Mapping[str, Any]]
+    settings: Mapping[str, S]
     masking: MaskingCheck
 
     def __post_init__(self) -> None:
@@ -101,16 +111,33 @@ class PlannedRun:
 
 @dataclass(frozen=True)
 class Recipe:
-    """A reproducible grid: profiles, the design choices and the planner."""
+    """A paper as one bundle: its profiles, design choices, planner and report.
+
+    ``plan(profile, seeds)`` lists every run; ``report(source)`` makes the page's
+    :class:`~robustcompress.reporting.sections.ReportPlan` (figures, tables with the
+    paper's values, claims) from a loaded reproduction, built from the shared blocks in
+    :mod:`robustcompress.reporting` (``None``: the generic report). Register it once
+    with :func:`robustcompress.experiments.recipes.register_recipe`.
+    """
 
     name: str
     title: str
-    profiles: Mapping[str, Profile]
+    profiles: Mapping[str, Profile[Any]]
     choices: Sequence[str]
-    plan: Callable[[Profile, Sequence[int]], list[PlannedRun]]
+    plan: Callable[[Profile[Any], Sequence[int]], list[PlannedRun]]
     default_profile: str = "quick"
+    report: Callable[[ReportSource], ReportPlan] | None = None
+    paper: str = ""
+    """Full citation of the paper (authors, year, title)."""
 
-    def profile(self, name: str | Profile) -> Profile:
+    def __post_init__(self) -> None:
+        if self.default_profile not in self.profiles:
+            raise ConfigError(
+                f"recipe {self.name}: default profile {self.default_profile!r} is not one of "
+                f"{', '.join(self.profiles)}"
+            )
+
+    def profile(self, name: str | Profile[Any]) -> Profile[Any]:
         """The profile called ``name`` (a :class:`Profile` is returned unchanged)."""
         if isinstance(name, Profile):
             return name
@@ -136,7 +163,7 @@ class Reproduction:
         return self.directory / MANIFEST_FILE
 
 
-def seed_list(profile: Profile, seeds: int | Sequence[int] | None) -> list[int]:
+def seed_list(profile: Profile[Any], seeds: int | Sequence[int] | None) -> list[int]:
     """Seeds 0 … N−1 for ``seeds = N`` (default: the profile's), or the given list."""
     if seeds is None:
         seeds = profile.seeds
@@ -151,7 +178,7 @@ def seed_list(profile: Profile, seeds: int | Sequence[int] | None) -> list[int]:
 
 
 def reproduction_dir(
-    recipe: Recipe, profile: Profile, runs_dir: str | os.PathLike[str] | None
+    recipe: Recipe, profile: Profile[Any], runs_dir: str | os.PathLike[str] | None
 ) -> Path:
     """``<runs root>/reproductions/<recipe>-<profile>``."""
     return runs_root(runs_dir) / REPRODUCTIONS_DIR / f"{recipe.name}-{profile.name}"
@@ -159,7 +186,7 @@ def reproduction_dir(
 
 def reproduce(
     recipe: Recipe,
-    profile: str | Profile | None = None,
+    profile: str | Profile[Any] | None = None,
     *,
     seeds: int | Sequence[int] | None = None,
     workers: int = 1,

@@ -11,27 +11,34 @@ paper shows about them and how its claims are tested:
   convolution kernels, reshaped as in Appendix B) of the CNN, compared with natural
   training.
 * **Claim 2** (§5): "Simultaneously low-rank and sparse weights promote robustness":
-  every regularized method lowers the final FGSM, PGD and GNM fooling ratios at
-  ε = 0.05 compared with natural training.
+  every regularized method lowers the final FGSM, PGD and GNM fooling ratios
+  compared with natural training (at the settings the runs tracked: the paper's
+  ε = 0.05 in the recipe's profiles; the page prints them from the runs' configs).
 * **Remark** (§6, Discussion): "we cannot still match the robustness of adversarial
   training": every regularized method keeps higher fooling ratios than PGD
   adversarial training.
 
 Each comparison is paired by seed (:mod:`robustcompress.reporting.claims`). The
 paper's clean accuracies (Appendix A, Tables 1–2) come from the recipe
-(:data:`robustcompress.experiments.recipes.langenberg2019.PAPER_ACCURACY`), keyed by
+(:data:`robustcompress.papers.langenberg2019.recipe.PAPER_ACCURACY`), keyed by
 the same method ids; the joint regularizer is in Figures 2–3 but not in Table 1.
 """
 
 from __future__ import annotations
 
-from robustcompress.experiments.recipes.langenberg2019 import METHODS, NAME, PAPER_ACCURACY
-from robustcompress.reporting.claims import ClaimSpec, ComparisonSpec, evaluate_claim
+from robustcompress import catalogue
+from robustcompress.papers.langenberg2019.recipe import METHODS, PAPER_ACCURACY
+from robustcompress.reporting.claims import ClaimSpec, ComparisonSpec
 from robustcompress.reporting.loading import ReportSource
+from robustcompress.reporting.plans import (
+    evaluate_claims,
+    masking_required,
+    reference_accuracy_table,
+    tracked_attacks_text,
+)
 from robustcompress.reporting.sections import FigureRequest, ReportPlan, final_tables
-from robustcompress.reporting.tables import Table, accuracy_table
+from robustcompress.reporting.tables import Table
 
-RECIPE = NAME
 PAPER = (
     "Langenberg, Balda, Behboodi & Mathar (2019), On the effect of low-rank weights on "
     "adversarial robustness of neural networks"
@@ -46,7 +53,7 @@ TABLES = {
 }
 
 ATTACKS = ("fgsm", "pgd", "gnm")
-"""The attacks of the paper's fooling ratios (§5), all at ε = 0.05."""
+"""Labels of the tracked attacks behind the paper's fooling ratios (§5)."""
 
 CLAIM_MATRICES = {"fcnn": ("W1",), "cnn": ("W1", "W2")}
 """Weight matrices Claim 1 is about: the FCNN's input matrix, the CNN's two kernels."""
@@ -63,6 +70,11 @@ def regularized_methods(source: ReportSource, model: str) -> list[str]:
 def claim_specs(source: ReportSource) -> list[ClaimSpec]:
     """Claim 1, Claim 2 and the Remark as comparisons over the models in ``source``."""
     models = [m for m in ("fcnn", "cnn") if m in source.models()] or source.models()
+    attacks_text = "; ".join(
+        f"{model.upper()}: {text}"
+        for model in models
+        if (text := tracked_attacks_text(source, model))
+    )
     claim1 = tuple(
         ComparisonSpec(model, "natural", method, f"{measure}/{matrix}", "lower")
         for model in models
@@ -71,13 +83,13 @@ def claim_specs(source: ReportSource) -> list[ClaimSpec]:
         for measure in STRUCTURE
     )
     claim2 = tuple(
-        ComparisonSpec(model, "natural", method, f"fooling_ratio/{attack}", "lower")
+        ComparisonSpec(model, "natural", method, catalogue.fooling_ratio_key(attack), "lower")
         for model in models
         for method in regularized_methods(source, model)
         for attack in ATTACKS
     )
     remark = tuple(
-        ComparisonSpec(model, "pgd", method, f"fooling_ratio/{attack}", "higher")
+        ComparisonSpec(model, "pgd", method, catalogue.fooling_ratio_key(attack), "higher")
         for model in models
         for method in regularized_methods(source, model)
         for attack in ATTACKS
@@ -95,7 +107,8 @@ def claim_specs(source: ReportSource) -> list[ClaimSpec]:
             "claim-2",
             "Claim 2: simultaneously low-rank and sparse weights promote robustness",
             "Every regularized method (ℓ1, nuclear, joint penalties) lowers the final FGSM, PGD "
-            "and GNM fooling ratios at ε = 0.05 compared with natural training.",
+            "and GNM fooling ratios compared with natural training"
+            + (f" ({attacks_text})." if attacks_text else "."),
             claim2,
         ),
         ClaimSpec(
@@ -139,7 +152,7 @@ def plan(source: ReportSource) -> ReportPlan:
                 "Figure 2 (continued): mutual information of the FCNN's hidden layers",
                 "fcnn",
             ),
-            _fooling("figure-3", "Figure 3: fooling ratios of the FCNN (MNIST), ε = 0.05", "fcnn"),
+            _fooling(source, "figure-3", "Figure 3: fooling ratios of the FCNN (MNIST)", "fcnn"),
             _weights(
                 "figure-8",
                 "Figure 8: W1 of the FCNN after regularized training",
@@ -154,7 +167,7 @@ def plan(source: ReportSource) -> ReportPlan:
         reg = _methods(source, "cnn", ("regularized",))
         report.figures += [
             _fooling(
-                "figure-4", "Figure 4: fooling ratios of the CNN (Fashion-MNIST), ε = 0.05", "cnn"
+                source, "figure-4", "Figure 4: fooling ratios of the CNN (Fashion-MNIST)", "cnn"
             ),
             _structure("figure-5", "Figure 5: effective rank and sparsity of the CNN", "cnn"),
             _weights(
@@ -200,15 +213,8 @@ def plan(source: ReportSource) -> ReportPlan:
     report.accuracy_tables = [_accuracy_table(source, model) for model in models]
     report.tables = [t for model in models for t in final_tables(source, model)]
     specs = claim_specs(source)
-    metrics = sorted({c.metric for s in specs for c in s.comparisons})
-    values = source.value_lookup(metrics)
-    report.claims = [evaluate_claim(spec, values) for spec in specs]
-    robustness = {
-        (c.model, m) for s in specs[1:] for c in s.comparisons for m in (c.baseline, c.other)
-    }
-    report.masking_required = sorted(
-        (model, method) for model, method in robustness if source.runs_of(model, method)
-    )
+    report.claims = evaluate_claims(source, specs)
+    report.masking_required = masking_required(source, specs)
     return report
 
 
@@ -233,23 +239,21 @@ def _structure(key: str, title: str, model: str) -> FigureRequest:
     )
 
 
-def _fooling(key: str, title: str, model: str) -> FigureRequest:
+def _fooling(source: ReportSource, key: str, title: str, model: str) -> FigureRequest:
+    text = tracked_attacks_text(source, model)
     return FigureRequest(
         "fooling",
         key,
         title,
         model,
-        caption="FGSM, PGD (T = 20, α = 0.005) and GNM (T = 5) as tracked by the runs.",
+        caption=f"Tracked attacks, as stored in the runs' configs: {text}." if text else "",
     )
 
 
 def _accuracy_table(source: ReportSource, model: str) -> Table:
     key, title = TABLES.get(model, (f"{model}-accuracy", f"{model.upper()}: clean accuracy"))
-    return accuracy_table(
-        source,
-        model,
-        key=key,
-        title=title,
-        reference=PAPER_ACCURACY.get(model),
-        reference_name="paper",
-    )
+    return reference_accuracy_table(source, model, PAPER_VALUES, key=key, title=title)
+
+
+PAPER_VALUES = {model: {catalogue.ACCURACY: values} for model, values in PAPER_ACCURACY.items()}
+"""The paper's numbers in the shared form (model → metric → method)."""

@@ -31,19 +31,19 @@ is written in :data:`CHOICES` (copied into every manifest) and explained there.
 
 from __future__ import annotations
 
-import math
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Sequence
 
-from robustcompress.experiments.config import RunConfig, parse_config
-from robustcompress.experiments.recipes.base import (
-    Group,
+from robustcompress.experiments.recipes import (
     MaskingCheck,
+    Method,
+    ModelEntry,
+    Phase,
     PlannedRun,
     Profile,
-    Recipe,
+    Schedule,
+    plan_grid,
 )
+from robustcompress.experiments.recipes.methods import adversarial, regularized
 
 NAME = "langenberg2019"
 EPS = 0.05
@@ -54,15 +54,15 @@ PGD_TRAINING = {"attack": "pgd", "eps": EPS, "steps": 10, "alpha": 0.01, "random
 
 OPTIMIZER: dict[str, dict[str, dict[str, float | int]]] = {
     "fcnn": {
-        "natural": {"lr": 0.05, "momentum": 0.9, "batch_size": 128},
+        "scratch": {"lr": 0.05, "momentum": 0.9, "batch_size": 128},
         "finetune": {"lr": 0.01, "momentum": 0.9, "batch_size": 128},
     },
     "cnn": {
-        "natural": {"lr": 0.01, "momentum": 0.9, "batch_size": 64},
+        "scratch": {"lr": 0.01, "momentum": 0.9, "batch_size": 64},
         "finetune": {"lr": 0.001, "momentum": 0.9, "batch_size": 64},
     },
 }
-"""SGD settings per model: the paper's batch sizes, with momentum 0.9 (see CHOICES)."""
+"""SGD settings per model and phase: the paper's batch sizes, with momentum 0.9 (see CHOICES)."""
 
 DATASET = {"fcnn": "mnist", "cnn": "fashion-mnist"}
 JOINT_LAMBDA = 3e-4
@@ -109,39 +109,20 @@ CHOICES: tuple[str, ...] = (
 )
 
 
-@dataclass(frozen=True)
-class Method:
-    """One method of the grid: id, display label, group and its config overrides."""
-
-    id: str
-    label: str
-    group: Group
-    adversarial: Mapping[str, Any] | None = None
-    regularizers: Mapping[str, Any] | None = None
-
-
-def _regularized(id: str, label: str, **regularizers: Any) -> Method:
-    return Method(
-        id, label, "regularized", regularizers={k: {"lam": v} for k, v in regularizers.items()}
-    )
-
-
 NATURAL = Method("natural", "natural", "natural")
 ADVERSARIAL = (
-    Method(
-        "fgsm", "FGSM adv. fine-tuning", "adversarial", adversarial={"attack": "fgsm", "eps": EPS}
-    ),
-    Method("pgd", "PGD adv. fine-tuning", "adversarial", adversarial=PGD_TRAINING),
+    adversarial("fgsm", "FGSM adv. fine-tuning", {"attack": "fgsm", "eps": EPS}),
+    adversarial("pgd", "PGD adv. fine-tuning", PGD_TRAINING),
 )
 
 FCNN_METHODS: tuple[Method, ...] = (
     NATURAL,
     *ADVERSARIAL,
-    _regularized("l1", "λ₁,₁=0.01", l1={"W1": 0.01}),
-    _regularized("nuclear", "λ*,₁=0.01", nuclear={"W1": 0.01}),
-    _regularized("l1-nuclear", "λ₁,₁=0.01, λ*,₁=0.01", l1={"W1": 0.01}, nuclear={"W1": 0.01}),
-    _regularized("l1-nuclear-0.03", "λ₁,₁=0.01, λ*,₁=0.03", l1={"W1": 0.01}, nuclear={"W1": 0.03}),
-    _regularized(
+    regularized("l1", "λ₁,₁=0.01", l1={"W1": 0.01}),
+    regularized("nuclear", "λ*,₁=0.01", nuclear={"W1": 0.01}),
+    regularized("l1-nuclear", "λ₁,₁=0.01, λ*,₁=0.01", l1={"W1": 0.01}, nuclear={"W1": 0.01}),
+    regularized("l1-nuclear-0.03", "λ₁,₁=0.01, λ*,₁=0.03", l1={"W1": 0.01}, nuclear={"W1": 0.03}),
+    regularized(
         "joint-l1", f"λ_joint={JOINT_LAMBDA}, λ₁,₁=0.01", joint=JOINT_LAMBDA, l1={"W1": 0.01}
     ),
 )
@@ -154,7 +135,7 @@ CNN_METHODS: tuple[Method, ...] = (
     NATURAL,
     *ADVERSARIAL,
     *(
-        _regularized(
+        regularized(
             f"l1-nuclear-{lam:g}",
             f"λ₁,₁=λ₁,₂=0.01, λ*,₂={lam:g}",
             l1={"W1": 0.01, "W2": 0.01},
@@ -198,25 +179,23 @@ def schedule(
     natural_track_points: int,
     finetune_track_points: int,
     mi_eval_size: int | None = None,
-    tracked_attacks: Mapping[str, Mapping[str, Any]] | None = None,
-) -> dict[str, Any]:
-    """One model's settings within a profile (track points: tracking events after step 0).
+    tracked_attacks: dict[str, dict[str, object]] | None = None,
+) -> Schedule:
+    """One model's :class:`Schedule` within a profile (track points: events after step 0).
 
     ``tracked_attacks`` replaces the paper's FGSM/PGD/GNM (only for fast tests).
     """
-    return {
-        "tracked_attacks": None if tracked_attacks is None else dict(tracked_attacks),
-        "train_limit": train_limit,
-        "natural_epochs": natural_epochs,
-        "finetune_epochs": finetune_epochs,
-        "eval_size": eval_size,
-        "natural_track_points": natural_track_points,
-        "finetune_track_points": finetune_track_points,
-        "mi_eval_size": mi_eval_size,
-    }
+    return Schedule(
+        train_limit,
+        Phase(natural_epochs, natural_track_points),
+        Phase(finetune_epochs, finetune_track_points),
+        eval_size,
+        mi_eval_size=mi_eval_size,
+        tracked_attacks=tracked_attacks,
+    )
 
 
-PROFILES: dict[str, Profile] = {
+PROFILES: dict[str, Profile[Schedule]] = {
     "quick": Profile(
         name="quick",
         description=(
@@ -250,120 +229,16 @@ PROFILES: dict[str, Profile] = {
 }
 """``quick`` (≤ 10 min on 2 cores) and ``full`` (≤ 90 min on 2 cores, 2 workers)."""
 
-TRAIN_SIZE = {"mnist": 60000, "fashion-mnist": 60000}
+MODELS: dict[str, ModelEntry] = {
+    model: ModelEntry(DATASET[model], OPTIMIZER[model], METHODS[model]) for model in ("cnn", "fcnn")
+}
+"""The grid: each model's data set, optimiser per phase and methods."""
 
 
-def track_every(limit: int | None, dataset: str, batch_size: int, epochs: int, points: int) -> int:
-    """Steps between tracking events for about ``points`` events over the run.
-
-    ``ceil(steps / points)`` with ``steps = epochs · ceil(n / batch_size)``; 0 (epoch
-    ends only) when ``points`` ≤ ``epochs``. The trainer also tracks at every epoch
-    end and before the first step.
-    """
-    if points <= epochs:
-        return 0
-    steps = epochs * math.ceil((limit or TRAIN_SIZE[dataset]) / batch_size)
-    return max(1, math.ceil(steps / points))
-
-
-def run_name(profile: Profile, model: str, method: str, seed: int) -> str:
-    """``langenberg2019-<profile>-<model>-<method>-s<seed>``."""
-    return f"{NAME}-{profile.name}-{model}-{method}-s{seed}"
-
-
-def method_config(
-    profile: Profile, model: str, method: Method, seed: int, start: str | None
-) -> RunConfig:
-    """The validated run config of one method at one seed (``start``: the run it fine-tunes)."""
-    settings = profile.settings[model]
-    dataset = DATASET[model]
-    phase = "natural" if start is None else "finetune"
-    optimizer = dict(OPTIMIZER[model][phase])
-    epochs = settings[f"{phase}_epochs"]
-    every = track_every(
-        settings["train_limit"],
-        dataset,
-        int(optimizer["batch_size"]),
-        epochs,
-        settings[f"{phase}_track_points"],
-    )
-    tracking: dict[str, Any] = {"every": every, "eval_size": settings["eval_size"]}
-    if settings.get("tracked_attacks") is not None:
-        tracking["attacks"] = settings["tracked_attacks"]
-    if settings.get("mi_eval_size"):
-        tracking["mutual_information"] = {
-            "enabled": True,
-            "eval_size": settings["mi_eval_size"],
-            "noise_variance": 0.1,
-        }
-    training: dict[str, Any] = {"mode": "natural"}
-    if method.adversarial is not None:
-        training = {"mode": "adversarial", "adversarial": dict(method.adversarial)}
-    if start is not None:
-        training["init_from"] = start
-    data = {
-        "name": run_name(profile, model, method.id, seed),
-        "data": {"dataset": dataset, "limit": settings["train_limit"], "seed": 0},
-        "model": {"name": model},
-        "training": training,
-        "optimizer": {**optimizer, "epochs": epochs},
-        "regularizers": dict(method.regularizers or {}),
-        "tracking": tracking,
-        "seed": seed,
-        "device": "cpu",
-    }
-    return parse_config(data, f"<recipe {NAME} {profile.name}>")
-
-
-def plan(profile: Profile, seeds: Sequence[int]) -> list[PlannedRun]:
+def plan(profile: Profile[Schedule], seeds: Sequence[int]) -> list[PlannedRun]:
     """Every run of the grid: ``natural`` per model and seed, then its fine-tunings.
 
     Order matters only for speed: a process pool starts runs in this order, so the
     natural runs come first and the long runs (CNN, PGD) lead the fine-tunings.
     """
-    models = [m for m in ("cnn", "fcnn") if m in profile.settings]
-    naturals = {
-        (model, seed): PlannedRun(
-            model,
-            DATASET[model],
-            NATURAL.id,
-            NATURAL.label,
-            NATURAL.group,
-            seed,
-            method_config(profile, model, NATURAL, seed, None),
-        )
-        for model in models
-        for seed in seeds
-    }
-    runs = list(naturals.values())
-    for model in models:
-        methods = sorted(METHODS[model][1:], key=lambda m: m.id != "pgd")
-        for method in methods:
-            for seed in seeds:
-                natural = naturals[model, seed]
-                config = method_config(profile, model, method, seed, natural.config.name)
-                runs.append(
-                    PlannedRun(
-                        model,
-                        DATASET[model],
-                        method.id,
-                        method.label,
-                        method.group,
-                        seed,
-                        config,
-                        starts_from=natural,
-                    )
-                )
-    return runs
-
-
-RECIPE = Recipe(
-    name=NAME,
-    title=(
-        "Langenberg et al. 2019: On the effect of low-rank weights on adversarial "
-        "robustness of neural networks"
-    ),
-    profiles=PROFILES,
-    choices=CHOICES,
-    plan=plan,
-)
+    return plan_grid(NAME, profile, seeds, MODELS, order=("cnn", "fcnn"), first=("pgd",))
