@@ -30,24 +30,39 @@ in λ, regularizers that do not apply (joint on a CNN), model options, attack
 settings.
 
 The **config hash** (:func:`config_hash`) names the run directory
-``<name>-<hash>``. It covers everything that changes results: data, model,
-training (with ``init_from`` replaced by the starting run's own hash), optimizer,
-regularizers, proximal, tracking (``tracking.mutual_information`` only when enabled,
-so runs stored before that switch existed keep their hashes) and seed. It leaves out
-``name`` (a label), ``device`` (CPU and GPU runs of one config are the same
-experiment; their numbers agree up to floating-point rounding) and ``checkpoint``
-(how often state is saved does not change results: resuming is exact). The code
-version is not hashed: rerunning a finished config after changing the library
-returns the stored run; delete the run directory to recompute.
+``<name>-<hash>``: the first 10 hex digits of the SHA-256 of the resolved config as
+canonical JSON (:func:`hash_payload`). It covers everything that changes results:
+data, model, training (with ``init_from`` replaced by the starting run's own hash),
+optimizer, regularizers, proximal, tracking and seed. It leaves out ``name`` (a
+label), ``device`` (CPU and GPU runs of one config are the same experiment; their
+numbers agree up to floating-point rounding) and ``checkpoint`` (how often state is
+saved does not change results: resuming is exact).
+
+New features must not rename stored runs. Every field or section added to the schema
+after the hash was frozen is declared with :func:`added_field`, which marks it in its
+JSON schema (:data:`HASH_ADDED`); the hash leaves a marked field out, at any depth,
+while it holds its default, so a config that does not use the feature hashes as
+before, and takes it in as soon as it is set. A marked section may name its on/off
+field (``switch``): while that is off the section is left out whatever its other
+settings. ``tracking.mutual_information`` is such a section (switch ``enabled``).
+A test keeps the set of field paths the hash covered when it was frozen and fails
+on any other field not declared with :func:`added_field`
+(:func:`hashed_field_paths`).
+
+The code version is not hashed: rerunning a finished config after changing the
+library returns the stored run; delete the run directory to recompute.
 """
 
 from __future__ import annotations
 
+import collections.abc
 import contextlib
 import difflib
+import functools
 import hashlib
 import json
 import math
+import typing
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Literal
@@ -58,10 +73,13 @@ from pydantic import (
     ConfigDict,
     Field,
     PrivateAttr,
+    TypeAdapter,
     ValidationError,
     field_validator,
     model_validator,
 )
+from pydantic.fields import FieldInfo
+from pydantic_core import PydanticUndefined
 
 from robustcompress.errors import ConfigError, RobustCompressError
 
@@ -90,16 +108,35 @@ HASH_LENGTH = 10
 HASH_ADDED = "hash_added"
 """JSON-schema marker of a field added after the hash was frozen (see :func:`added_field`)."""
 
+HASH_SWITCH = "hash_switch"
+"""JSON-schema key naming the on/off field of an added section (see :func:`added_field`)."""
 
-def added_field(default: Any = ..., **kwargs: Any) -> Any:
+
+def added_field(
+    default: Any = PydanticUndefined, *, switch: str | None = None, **kwargs: Any
+) -> Any:
     """A config field added after runs were stored: ``Field(default, ...)`` marked so that
     :func:`config_hash` leaves it out while it holds its default.
 
     Every field or section added to the schema from now on must be declared with this
-    (not plain ``Field``), so a new feature at its default keeps every stored run's hash.
+    (not plain ``Field``), so a new feature at its default keeps every stored run's hash;
+    so must each field of a new section, so that a field added to the section later is
+    caught too (``tests/experiments/test_experiments_hash_stability.py`` checks it).
+    The default (or ``default_factory``) must be the value a resolved config holds when
+    the feature is not used, i.e. what every run stored before the field existed did.
+
+    ``switch`` names the on/off field of an added section (``"enabled"``): while that
+    field holds its default the whole section is left out, whatever its other settings
+    (they change nothing while the feature is off).
     """
+    if default is Ellipsis:
+        default = PydanticUndefined
+    if default is PydanticUndefined and "default_factory" not in kwargs:
+        raise TypeError("added_field() needs a default (or default_factory): old runs had none")
     extra = dict(kwargs.pop("json_schema_extra", None) or {})
     extra[HASH_ADDED] = True
+    if switch is not None:
+        extra[HASH_SWITCH] = switch
     return Field(default, json_schema_extra=extra, **kwargs)
 
 
@@ -300,8 +337,9 @@ class TrackingConfig(_Section):
             out[label] = (str(settings.pop("attack", label)), settings)
         return out
 
-    mutual_information: MutualInformationConfig = Field(
+    mutual_information: MutualInformationConfig = added_field(
         default_factory=MutualInformationConfig,
+        switch="enabled",
         description="mutual-information bounds per hidden layer (off by default)",
     )
 
@@ -568,10 +606,15 @@ def config_hash(config: RunConfig, init_hash: str | None = None) -> str:
     ``init_hash`` is the hash of the run named by ``training.init_from``; it replaces
     the reference itself, so a starting run named by path or by name hashes the same.
     """
+    text = _canonical(hash_payload(config, init_hash))
+    return hashlib.sha256(text.encode()).hexdigest()[:HASH_LENGTH]
+
+
+def hash_payload(config: RunConfig, init_hash: str | None = None) -> dict[str, Any]:
+    """What :func:`config_hash` hashes: the JSON dump without :data:`HASH_EXCLUDED` and
+    without every :func:`added_field` that holds its default (``init_from`` resolved)."""
     payload = config.model_dump(mode="json", exclude=set(HASH_EXCLUDED))
-    if not config.tracking.mutual_information.enabled:
-        # Added after runs were stored: leaving the default out keeps their hashes.
-        del payload["tracking"]["mutual_information"]
+    _drop_added_defaults(config, payload)
     if config.training.init_from is not None:
         if init_hash is None:
             raise ConfigError(
@@ -579,8 +622,108 @@ def config_hash(config: RunConfig, init_hash: str | None = None) -> str:
                 "before hashing"
             )
         payload["training"]["init_from"] = init_hash
-    text = json.dumps(payload, sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(text.encode()).hexdigest()[:HASH_LENGTH]
+    return payload
+
+
+def _canonical(data: Any) -> str:
+    """The JSON text the hash is taken of (also how values are compared with defaults)."""
+    return json.dumps(data, sort_keys=True, separators=(",", ":"))
+
+
+def _drop_added_defaults(section: BaseModel, dumped: dict[str, Any]) -> None:
+    """Delete from ``dumped`` (``section``'s JSON dump) every :func:`added_field` that holds
+    its default, at any depth; the other values are walked into."""
+    for name, info in type(section).model_fields.items():
+        if name not in dumped:
+            continue
+        value = getattr(section, name)
+        if _is_added(info) and _is_off(type(section), name, value, dumped[name]):
+            del dumped[name]
+        else:
+            _walk(value, dumped[name])
+
+
+def _walk(value: Any, dumped: Any) -> None:
+    """Follow ``value`` and its dump into sections, dicts and lists of sections."""
+    if isinstance(value, BaseModel) and isinstance(dumped, dict):
+        _drop_added_defaults(value, dumped)
+    elif isinstance(value, Mapping) and isinstance(dumped, dict):
+        for key, item in value.items():
+            if isinstance(key, str) and key in dumped:
+                _walk(item, dumped[key])
+    elif isinstance(value, (list, tuple)) and isinstance(dumped, list):
+        for item, dumped_item in zip(value, dumped, strict=False):
+            _walk(item, dumped_item)
+
+
+def _marker(info: FieldInfo) -> dict[str, Any]:
+    extra = info.json_schema_extra
+    return extra if isinstance(extra, dict) else {}
+
+
+def _is_added(info: FieldInfo) -> bool:
+    return _marker(info).get(HASH_ADDED) is True
+
+
+def _is_off(owner: type[BaseModel], name: str, value: Any, dumped: Any) -> bool:
+    """Whether the added field ``owner.name`` is unused: its switch off, or at its default."""
+    switch = _marker(owner.model_fields[name]).get(HASH_SWITCH)
+    if isinstance(switch, str) and isinstance(value, BaseModel) and isinstance(dumped, dict):
+        return _canonical(dumped.get(switch)) == _default_json(type(value), switch)
+    return _canonical(dumped) == _default_json(owner, name)
+
+
+@functools.cache
+def _default_json(owner: type[BaseModel], name: str) -> str:
+    """The canonical JSON of the default of field ``owner.name``, as a dump would hold it."""
+    info = owner.model_fields[name]
+    default = info.get_default(call_default_factory=True)
+    adapter: TypeAdapter[Any] = TypeAdapter(Any if info.annotation is None else info.annotation)
+    with contextlib.suppress(ValidationError):
+        default = adapter.validate_python(default)  # e.g. 0 → 0.0 for a float field
+    return _canonical(adapter.dump_python(default, mode="json", warnings=False))
+
+
+def hashed_field_paths(root: type[BaseModel] | None = None) -> dict[str, bool]:
+    """Every dotted field path that can enter the config hash → whether that field is
+    declared with :func:`added_field`.
+
+    Sections are followed through ``X | None``, ``dict[str, X]`` and ``list[X]``
+    (a dict key or list index is written ``*``: ``regularizers.*.lam``); the top-level
+    :data:`HASH_EXCLUDED` keys are left out. Used by the test that keeps a field added
+    without :func:`added_field` from silently changing stored runs' hashes.
+    """
+    paths: dict[str, bool] = {}
+    model = RunConfig if root is None else root
+    for name, info in model.model_fields.items():
+        if name not in HASH_EXCLUDED:
+            _field_paths(name, info, paths, (model,))
+    return paths
+
+
+def _field_paths(
+    path: str, info: FieldInfo, paths: dict[str, bool], seen: tuple[type[BaseModel], ...]
+) -> None:
+    paths[path] = _is_added(info)
+    for prefix, section in _sections(path, info.annotation):
+        if section in seen:  # a recursive schema: stop
+            continue
+        for name, sub in section.model_fields.items():
+            _field_paths(f"{prefix}.{name}", sub, paths, (*seen, section))
+
+
+def _sections(path: str, annotation: Any) -> list[tuple[str, type[BaseModel]]]:
+    """The sections (model classes) an annotation holds, with the path prefix of each."""
+    if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+        return [(path, annotation)]
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin is typing.Annotated:
+        return _sections(path, args[0])
+    if origin in (dict, collections.abc.Mapping) and len(args) == 2:
+        return _sections(f"{path}.*", args[1])
+    if origin in (list, tuple, set, frozenset, collections.abc.Sequence):
+        return [s for arg in args if arg is not Ellipsis for s in _sections(f"{path}.*", arg)]
+    return [s for arg in args for s in _sections(path, arg)]  # unions, X | None
 
 
 def config_schema() -> dict[str, Any]:
