@@ -51,3 +51,45 @@ def test_process_pool_runs_configs_in_spawned_workers(
     assert [r.status for r in records] == ["finished", "finished"]
     assert {r.name for r in records} == {"pool0", "pool1"}
     assert records[0].final != records[1].final  # different seeds
+
+
+# ---------------------------------------------------------------- by name
+
+
+def test_executors_are_chosen_by_name(tmp_path) -> None:
+    from robustcompress.errors import ConfigError
+    from robustcompress.experiments.executor import (
+        LocalProcessExecutor,
+        SequentialExecutor,
+        list_executors,
+        make_executor,
+    )
+
+    assert {"auto", "serial", "process"} <= set(list_executors())
+    with make_executor(1, runs_dir=tmp_path) as ex:
+        assert isinstance(ex, SequentialExecutor)
+    with make_executor(1, executor="process", runs_dir=tmp_path) as ex:
+        assert isinstance(ex, LocalProcessExecutor) and ex.workers == 1
+    with pytest.raises(ConfigError, match=r"unknown executor 'ray' \(choose from auto, serial"):
+        make_executor(2, executor="ray")
+    with pytest.raises(ConfigError, match="serial executor runs one job at a time"):
+        make_executor(2, executor="serial")
+    with pytest.raises(ConfigError, match="--workers must be ≥ 1"):
+        make_executor(0)
+
+
+def _square(x: int) -> int:
+    return x * x
+
+
+def test_jobs_run_through_either_executor(tmp_path) -> None:
+    from robustcompress.experiments.executor import make_executor
+
+    for name in ("serial", "process"):
+        with make_executor(1, executor=name, runs_dir=tmp_path) as ex:
+            assert [f.result() for f in (ex.submit_job(_square, i) for i in range(4))] == [
+                0,
+                1,
+                4,
+                9,
+            ]

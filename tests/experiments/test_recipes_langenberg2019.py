@@ -22,9 +22,9 @@ from robustcompress.experiments.recipes import (
 )
 from robustcompress.experiments.recipes.base import planned_sweep
 from robustcompress.experiments.recipes.methods import Phase, track_every
+from robustcompress.experiments.sweep import _levels
 from robustcompress.papers.langenberg2019 import RECIPE
 from robustcompress.papers.langenberg2019.recipe import PAPER_ACCURACY, plan, schedule
-from robustcompress.experiments.sweep import _levels
 
 FCNN_IDS = ["natural", "fgsm", "pgd", "l1", "nuclear", "l1-nuclear", "l1-nuclear-0.03", "joint-l1"]
 CNN_IDS = [

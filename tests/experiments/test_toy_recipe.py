@@ -10,11 +10,17 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any, ClassVar
 
 import pytest
 
 from robustcompress import catalogue
 from robustcompress.cli import main
+from robustcompress.experiments.executor import (
+    EXECUTORS,
+    SequentialExecutor,
+    register_executor,
+)
 from robustcompress.experiments.recipes import (
     MaskingCheck,
     Method,
@@ -90,9 +96,7 @@ def claims(source: ReportSource) -> list[ClaimSpec]:
 
 
 def report(source: ReportSource) -> ReportPlan:
-    return standard_plan(
-        source, claims=claims(source), paper=PAPER_VALUES, intro=["A toy paper."]
-    )
+    return standard_plan(source, claims=claims(source), paper=PAPER_VALUES, intro=["A toy paper."])
 
 
 RECIPE = Recipe(
@@ -106,13 +110,34 @@ RECIPE = Recipe(
 )
 
 
+class CountingExecutor(SequentialExecutor):
+    """Runs in this process and counts what went through it."""
+
+    calls: ClassVar[dict[str, int]] = {"runs": 0, "jobs": 0}
+
+    def submit(self, config, *, dependencies=None):  # type: ignore[no-untyped-def]
+        CountingExecutor.calls["runs"] += 1
+        return super().submit(config, dependencies=dependencies)
+
+    def submit_job(self, function, *args):  # type: ignore[no-untyped-def]
+        CountingExecutor.calls["jobs"] += 1
+        return super().submit_job(function, *args)
+
+
+def _counting(workers: int, **kwargs: Any) -> CountingExecutor:
+    return CountingExecutor(runs_dir=kwargs.get("runs_dir"), device=kwargs.get("device"))
+
+
 @pytest.fixture
 def toy_recipe() -> Iterator[Recipe]:
     register_recipe(RECIPE)
+    register_executor("counting", _counting)
+    CountingExecutor.calls.update(runs=0, jobs=0)
     try:
         yield RECIPE
     finally:
         unregister_recipe(NAME)
+        EXECUTORS.pop("counting", None)
 
 
 @pytest.mark.slow
@@ -120,7 +145,8 @@ def test_toy_recipe_reproduces_and_reports_end_to_end(
     toy_recipe: Recipe, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     runs = tmp_path / "runs"
-    code = main(["reproduce", NAME, "--runs-dir", str(runs), "--workers", "1", "--json"])
+    args = ["reproduce", NAME, "--runs-dir", str(runs), "--workers", "1", "--json"]
+    code = main([*args, "--executor", "counting"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0, out
     directory = runs / "reproductions" / f"{NAME}-tiny"
@@ -136,6 +162,8 @@ def test_toy_recipe_reproduces_and_reports_end_to_end(
     l1 = [r for r in manifest["runs"] if r["method"] == "l1"]
     assert all(r["starts_from"] == "natural" and r["group"] == "regularized" for r in l1)
     assert len(manifest["masking"]) == 4  # every finished model checked
+    # every job of the reproduction went through the chosen executor
+    assert CountingExecutor.calls == {"runs": 4, "jobs": 4}
 
     page = (directory / "report.html").read_text()
     numbers = json.loads((directory / "report.json").read_text())

@@ -15,9 +15,9 @@ from typing import Any
 import numpy as np
 import pytest
 
+from robustcompress.papers.langenberg2019.recipe import PAPER_ACCURACY
 from robustcompress.reporting import build_report, make_report, write_results_markdown
 from robustcompress.reporting.claims import VERDICT_RULE
-from robustcompress.papers.langenberg2019.recipe import PAPER_ACCURACY
 from robustcompress.reporting.tables import format_mean_std
 
 pytestmark = pytest.mark.slow

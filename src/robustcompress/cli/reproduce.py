@@ -8,7 +8,7 @@ from typing import Any
 
 from robustcompress.cli.output import add_json_flag, print_json, print_table
 from robustcompress.cli.report import print_headlines
-from robustcompress.cli.run import add_device_flag, add_runs_dir_flag
+from robustcompress.cli.run import add_device_flag, add_executor_flag, add_runs_dir_flag
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -19,10 +19,11 @@ def register(sub: argparse._SubParsersAction) -> None:
             "Plan every run of RECIPE for a profile and seeds, run those not finished yet "
             "(finished runs are reused), compute the gradient-masking flags of every "
             "model, write <runs dir>/reproductions/<recipe>-<profile>/manifest.json and "
-            "build the HTML report there. Recipes: langenberg2019."
+            "build the HTML report there. Recipes: one per paper (langenberg2019, ...); an "
+            "unknown name lists the registered ones."
         ),
     )
-    p.add_argument("recipe", help="recipe name (langenberg2019)")
+    p.add_argument("recipe", help="recipe name (e.g. langenberg2019)")
     p.add_argument(
         "--profile",
         default=None,
@@ -44,6 +45,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "max(1, cores // N) torch threads",
     )
     p.add_argument("--no-report", action="store_true", help="do not build the HTML report")
+    add_executor_flag(p)
     add_runs_dir_flag(p)
     add_device_flag(p)
     add_json_flag(p)
@@ -61,6 +63,7 @@ def handle(args: argparse.Namespace) -> int:
         args.profile,
         seeds=args.seeds,
         workers=workers,
+        executor=args.executor,
         runs_dir=args.runs_dir,
         device=args.device,
     )

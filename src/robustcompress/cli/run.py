@@ -35,6 +35,16 @@ def add_runs_dir_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_executor_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--executor",
+        default="auto",
+        metavar="NAME",
+        help="where runs execute: serial (this process), process (a local pool of "
+        "--workers processes) or auto (serial for one worker, else process)",
+    )
+
+
 def add_device_flag(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--device",

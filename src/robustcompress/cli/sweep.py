@@ -7,7 +7,7 @@ import sys
 from typing import Any
 
 from robustcompress.cli.output import add_json_flag, print_json, print_table
-from robustcompress.cli.run import add_device_flag, add_runs_dir_flag
+from robustcompress.cli.run import add_device_flag, add_executor_flag, add_runs_dir_flag
 from robustcompress.cli.runs import headline_metrics
 
 
@@ -30,6 +30,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="parallel worker processes (default 1: in this process); each gets "
         "max(1, cores // N) torch threads",
     )
+    add_executor_flag(p)
     add_runs_dir_flag(p)
     add_device_flag(p)
     add_json_flag(p)
@@ -51,7 +52,11 @@ def handle(args: argparse.Namespace) -> int:
         print(f"[{finished}/{total}] {point.config.name}: {state}", file=sys.stderr)
 
     with make_executor(
-        args.workers, runs_dir=args.runs_dir, device=args.device, progress=False
+        args.workers,
+        executor=args.executor,
+        runs_dir=args.runs_dir,
+        device=args.device,
+        progress=False,
     ) as executor:
         result = run_sweep(sweep, executor, runs_dir=args.runs_dir, on_done=on_done)
     if args.json:

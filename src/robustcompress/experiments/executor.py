@@ -1,13 +1,32 @@
-"""Executors: where runs execute. A narrow seam for other engines (e.g. Ray).
+"""Executors: where runs (and other jobs of a reproduction) execute, chosen by name.
 
-An executor has one job, ``submit(config) -> Future[RunRecord]`` (and ``map`` over
-many configs). :class:`SequentialExecutor` runs in this process, one after the
-other; :class:`LocalProcessExecutor` runs in a pool of ``workers`` processes
-started with the *spawn* method (no forked torch state), each limited to
-``max(1, cores // workers)`` torch threads so the pool does not oversubscribe the
-machine. A distributed engine only needs to implement :meth:`Executor.submit`:
-configs travel as plain data (:func:`request_for`) and :func:`execute` runs one
-request anywhere robustcompress is installed.
+An executor runs configs — ``submit(config) -> Future[RunRecord]`` — and plain jobs
+— ``submit_job(function, *args) -> Future`` for a module-level function such as a
+reproduction's gradient-masking check. Executors are registered by name
+(:func:`register_executor`) and built by :func:`make_executor` (``--executor`` on
+the command line):
+
+``serial``
+    :class:`SequentialExecutor`: this process, one job after the other.
+``process``
+    :class:`LocalProcessExecutor`: a pool of ``workers`` processes started with the
+    *spawn* method (no forked torch state), each limited to
+    ``max(1, cores // workers)`` torch threads so the pool does not oversubscribe
+    the machine.
+``auto`` (the default)
+    ``serial`` for one worker, else ``process``.
+
+What an executor may assume, and what a new one (e.g. a cluster engine) must keep:
+
+* configs travel as plain data (:func:`request_for`) and :func:`execute` runs one
+  request anywhere robustcompress is installed (the same version);
+* every worker sees the runs root at the same path (a shared file system for
+  several machines): runs write their directories there and fine-tuning runs read
+  the checkpoints of the runs they start from;
+* workers are fresh interpreters: a recipe, metric or training extra registered at
+  run time in the driver must live in a module the workers import too (a paper
+  package, or a module named in the config), not only in a script or a test;
+* a job's function and arguments must be picklable (module-level functions).
 """
 
 from __future__ import annotations
@@ -15,7 +34,7 @@ from __future__ import annotations
 import multiprocessing
 import os
 from abc import ABC, abstractmethod
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Future, ProcessPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any
@@ -106,6 +125,10 @@ class Executor(ABC):
     ) -> Future[RunRecord]:
         """Start running ``config``; the future resolves to its record (or its error)."""
 
+    @abstractmethod
+    def submit_job(self, function: Callable[..., Any], *args: Any) -> Future[Any]:
+        """Run ``function(*args)`` (module-level, picklable) like a run: same workers."""
+
     def map(self, configs: Iterable[RunConfig]) -> list[Future[RunRecord]]:
         """:meth:`submit` every config."""
         return [self.submit(c) for c in configs]
@@ -156,6 +179,14 @@ class SequentialExecutor(Executor):
             future.set_result(record)
         return future
 
+    def submit_job(self, function: Callable[..., Any], *args: Any) -> Future[Any]:
+        future: Future[Any] = Future()
+        try:
+            future.set_result(function(*args))
+        except Exception as exc:
+            future.set_exception(exc)
+        return future
+
 
 def _init_worker(threads: int) -> None:
     import torch
@@ -193,18 +224,81 @@ class LocalProcessExecutor(Executor):
         )
         return self._pool.submit(execute, request)
 
+    def submit_job(self, function: Callable[..., Any], *args: Any) -> Future[Any]:
+        return self._pool.submit(function, *args)
+
     def close(self) -> None:
         self._pool.shutdown(wait=True, cancel_futures=True)
 
 
-def make_executor(
+ExecutorFactory = Callable[..., Executor]
+"""``factory(workers, *, runs_dir, device, progress) -> Executor``."""
+
+EXECUTORS: dict[str, ExecutorFactory] = {}
+"""Registered executors by name (see the module docstring)."""
+
+
+def register_executor(name: str, factory: ExecutorFactory) -> ExecutorFactory:
+    """Make ``factory`` available as ``--executor NAME``."""
+    EXECUTORS[name] = factory
+    return factory
+
+
+def list_executors() -> list[str]:
+    """Names accepted by :func:`make_executor` (``auto`` included)."""
+    return ["auto", *EXECUTORS]
+
+
+def _serial(
     workers: int = 1,
     *,
     runs_dir: str | os.PathLike[str] | None = None,
     device: str | None = None,
     progress: bool | None = None,
 ) -> Executor:
-    """Sequential for ``workers == 1``, else a :class:`LocalProcessExecutor`."""
-    if workers == 1:
-        return SequentialExecutor(runs_dir=runs_dir, device=device, progress=progress)
+    if workers != 1:
+        raise ConfigError(
+            f"the serial executor runs one job at a time; got --workers {workers} "
+            "(use --executor process, or --workers 1)"
+        )
+    return SequentialExecutor(runs_dir=runs_dir, device=device, progress=progress)
+
+
+def _process(
+    workers: int = 1,
+    *,
+    runs_dir: str | os.PathLike[str] | None = None,
+    device: str | None = None,
+    progress: bool | None = None,
+) -> Executor:
     return LocalProcessExecutor(workers, runs_dir=runs_dir, device=device)
+
+
+register_executor("serial", _serial)
+register_executor("process", _process)
+
+
+def make_executor(
+    workers: int = 1,
+    *,
+    executor: str = "auto",
+    runs_dir: str | os.PathLike[str] | None = None,
+    device: str | None = None,
+    progress: bool | None = None,
+) -> Executor:
+    """The executor called ``executor`` with ``workers`` workers.
+
+    ``auto``: ``serial`` for one worker, else ``process``. An unknown name is a
+    one-line :class:`ConfigError` listing the registered ones.
+    """
+    if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+        raise ConfigError(f"--workers must be ≥ 1, got {workers}")
+    name = executor
+    if name == "auto":
+        name = "serial" if workers == 1 else "process"
+    factory = EXECUTORS.get(name)
+    if factory is None:
+        raise ConfigError(
+            f"unknown executor {executor!r} (choose from {', '.join(list_executors())})"
+        )
+    return factory(workers, runs_dir=runs_dir, device=device, progress=progress)

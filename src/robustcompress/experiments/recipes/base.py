@@ -21,9 +21,7 @@ The manifest is the contract with :mod:`robustcompress.reporting`::
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
-import multiprocessing
 import os
 import sys
 import time
@@ -45,6 +43,7 @@ from robustcompress.experiments.store import (
 )
 
 if TYPE_CHECKING:
+    from robustcompress.experiments.executor import Executor
     from robustcompress.reporting.loading import ReportSource
     from robustcompress.reporting.sections import ReportPlan
 
@@ -190,15 +189,18 @@ def reproduce(
     *,
     seeds: int | Sequence[int] | None = None,
     workers: int = 1,
+    executor: str = "auto",
     runs_dir: str | os.PathLike[str] | None = None,
     device: str | None = None,
     log: Callable[[str], None] | None = None,
 ) -> Reproduction:
     """Run (or reuse) every run of ``recipe`` and write its reproduction directory.
 
-    Runs go through :func:`robustcompress.experiments.run_sweep` with a sequential
-    executor (``workers = 1``) or a pool of ``workers`` processes, so a finished run
-    is never recomputed. Fine-tuning runs execute after the runs they start from. A
+    Runs and the masking checks go through one executor chosen by name
+    (:func:`robustcompress.experiments.make_executor`: ``auto`` is sequential for
+    ``workers = 1``, else a pool of ``workers`` processes) and
+    :func:`robustcompress.experiments.run_sweep`, so a finished run is never
+    recomputed. Fine-tuning runs execute after the runs they start from. A
     run that fails is recorded with status ``failed`` and does not stop the others.
 
     ``wall_time_s`` and ``started`` in the manifest describe the call that computed
@@ -239,12 +241,12 @@ def reproduce(
         state = f"failed: {error}" if error else f"{record.status if record else '?'}"
         say(f"[{done}/{len(planned)}] {point.config.name}: {state}")
 
-    with make_executor(workers, runs_dir=root, device=device, progress=False) as executor:
-        result = run_sweep(sweep, executor, runs_dir=root, on_done=on_done)
-    records = dict(zip((p.config.name for p in planned), result.records, strict=True))
-    masking = masking_flags_for(
-        planned, records, chosen.masking, directory, workers=workers, log=say
-    )
+    with make_executor(
+        workers, executor=executor, runs_dir=root, device=device, progress=False
+    ) as pool:
+        result = run_sweep(sweep, pool, runs_dir=root, on_done=on_done)
+        records = dict(zip((p.config.name for p in planned), result.records, strict=True))
+        masking = masking_flags_for(planned, records, chosen.masking, directory, pool, log=say)
     runs = []
     for p in planned:
         record = records[p.config.name]
@@ -340,8 +342,8 @@ def masking_flags_for(
     records: Mapping[str, RunRecord | None],
     check: MaskingCheck,
     directory: Path,
+    executor: Executor | None = None,
     *,
-    workers: int = 1,
     log: Callable[[str], None] | None = None,
 ) -> list[dict[str, Any]]:
     """Gradient-masking flags of every finished run (cached per run in ``masking/``).
@@ -371,18 +373,12 @@ def masking_flags_for(
     if todo:
         if log is not None:
             log(f"masking checks: {len(todo)} model(s) on {check.size} test images")
-        if workers > 1 and len(todo) > 1:
-            from robustcompress.experiments.executor import threads_per_worker
-
-            context = multiprocessing.get_context("spawn")
-            with concurrent.futures.ProcessPoolExecutor(
-                max_workers=workers, mp_context=context
-            ) as pool:
-                threads = threads_per_worker(workers)
-                list(pool.map(_masking_job, [(*job, threads) for job in todo]))
-        else:
+        if executor is None:
             for job in todo:
-                _masking_job((*job, None))
+                _masking_job(job)
+        else:
+            for future in [executor.submit_job(_masking_job, job) for job in todo]:
+                future.result()
     rows = []
     for p, run_dir, out in jobs:
         rows.append(
@@ -397,13 +393,11 @@ def masking_flags_for(
     return rows
 
 
-def _masking_job(job: tuple[str, str, MaskingCheck, str, int | None]) -> None:
+def _masking_job(job: tuple[str, str, MaskingCheck, str]) -> None:
     """Evaluate one stored model and write its masking flags (runs in a worker)."""
     import torch
 
-    run_dir, dataset, check, out, threads = job
-    if threads is not None:
-        torch.set_num_threads(threads)
+    run_dir, dataset, check, out = job
     from robustcompress import attacks
     from robustcompress.data import load_dataset
     from robustcompress.evaluation import evaluate
