@@ -7,7 +7,6 @@ import torch
 from attack_helpers import affine_min_distance
 
 from robustcompress import attacks
-from robustcompress.attacks._utils import flat_norm, margin
 from robustcompress.attacks.cw import (
     ADAM_BETAS,
     ADAM_EPS,
@@ -17,6 +16,7 @@ from robustcompress.attacks.cw import (
     objective_gradient,
     to_tanh_space,
 )
+from robustcompress.attacks.ops import flat_norm, margin
 from robustcompress.errors import AttackError
 
 

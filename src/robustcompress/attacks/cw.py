@@ -8,13 +8,9 @@ import torch
 from torch import nn
 from torch.optim.adam import adam
 
-from robustcompress.attacks._utils import (
-    margin,
-    require_bool,
-    require_int,
-    require_number,
-)
+from robustcompress.attacks._utils import require_bool, require_int, require_number
 from robustcompress.attacks.base import MinimalPerturbationAttack, register_attack
+from robustcompress.attacks.ops import margin
 
 #: Upper end of the binary search over c, and the point below which it bisects
 #: instead of multiplying c by 10 (Carlini & Wagner's ``l2_attack.py``).
@@ -161,6 +157,7 @@ class CarliniWagnerL2(MinimalPerturbationAttack):
     #: Each input has its own c and its own early abort; on the paper's CNN a chunk of
     #: 145 inputs ran 1.3× faster per input than one batch of 200.
     independent_inputs = True
+    iterative = True
 
     confidence: float = 0.0
     learning_rate: float = 0.01

@@ -1,4 +1,4 @@
-"""Properties of the shared attack helpers: dual-norm maximiser, projection, random ball."""
+"""Properties of the public operations in ``attacks.ops``: dual maximiser, projection, ball."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from robustcompress.attacks._utils import (
+from robustcompress.attacks.ops import (
     dual_maximizer,
     flat_norm,
     gradient_sign,
