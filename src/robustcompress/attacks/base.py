@@ -30,6 +30,15 @@ may declare ``aliases`` (e.g. ``linf_pgd`` for ``pgd``) that :func:`get` also ac
 Two families, following Foolbox 3: :class:`FixedEpsilonAttack` (perturbation
 budget ``eps`` in the attack's ``norm``) and :class:`MinimalPerturbationAttack`
 (searches the smallest perturbation that changes the decision).
+
+Every attack class also declares what kind of method it is in capability flags
+(:data:`CAPABILITIES`: ``iterative``, ``single_step``, ``randomized``,
+``minimal_perturbation``, ``targeted``, ``scaled_sign_step``; all ``False`` here).
+Code outside the package, evaluation and its gradient-masking checks in particular,
+reads these flags and never tests attack classes or names, so an attack added later,
+inside or outside this package, is evaluated and checked correctly once it declares
+them. The tensor operations attacks are built from are public in
+:mod:`robustcompress.attacks.ops`.
 """
 
 from __future__ import annotations
