@@ -7,7 +7,7 @@ import torch
 from attack_helpers import affine_min_distance
 
 from robustcompress import attacks
-from robustcompress.attacks._utils import flat_norm, margin
+from robustcompress.attacks import cw
 from robustcompress.attacks.cw import (
     ADAM_BETAS,
     ADAM_EPS,
@@ -17,6 +17,7 @@ from robustcompress.attacks.cw import (
     objective_gradient,
     to_tanh_space,
 )
+from robustcompress.attacks.ops import flat_norm, margin
 from robustcompress.errors import AttackError
 
 
@@ -137,7 +138,9 @@ def test_objective_gradient_is_zero_on_the_hinge_part_once_the_margin_is_reached
     torch.testing.assert_close(grad, 2 * (x_new - x) * 2 * x_new * (1 - x_new))
 
 
-def test_adam_step_matches_the_adam_paper() -> None:
+@pytest.mark.parametrize("use_fused", [True, False])
+def test_adam_step_matches_the_adam_paper(use_fused, monkeypatch) -> None:
+    monkeypatch.setattr(cw, "USE_FUSED_ADAM", use_fused)
     g = torch.Generator().manual_seed(0)
     w = torch.randn(4, 6, generator=g, dtype=torch.float64)
     m, v = torch.zeros_like(w), torch.zeros_like(w)
@@ -155,3 +158,60 @@ def test_adam_step_matches_the_adam_paper() -> None:
     torch.testing.assert_close(m, ref_m)
     torch.testing.assert_close(v, ref_v)
     assert step.item() == 3
+
+
+# --- fused Adam where the running torch has the kernel, the plain Adam elsewhere
+
+
+def _without_fused_kernel(monkeypatch: pytest.MonkeyPatch) -> list[bool]:
+    """Make ``cw`` see a torch without a fused Adam kernel (as torch 2.1 on CPU): a fused
+    call raises as the missing kernel does. Returns the ``fused`` flag of every call."""
+    real_adam = cw.adam
+    calls: list[bool] = []
+
+    def adam(*args, fused=None, **kwargs):  # type: ignore[no-untyped-def]
+        calls.append(bool(fused))
+        if fused:
+            raise NotImplementedError("Could not run 'aten::_fused_adam_' with this backend")
+        return real_adam(*args, fused=fused, **kwargs)
+
+    monkeypatch.setattr(cw, "adam", adam)
+    monkeypatch.setattr(cw, "_FUSED_ADAM_SUPPORT", {})
+    return calls
+
+
+def test_fused_support_is_probed_once_per_device_and_dtype(monkeypatch) -> None:
+    calls = _without_fused_kernel(monkeypatch)
+    cpu = torch.device("cpu")
+    assert not cw.fused_adam_supported(cpu, torch.float32)
+    assert not cw.fused_adam_supported(cpu, torch.float32)
+    assert calls == [True]  # one probe, remembered
+    w, grad = torch.ones(3), torch.full((3,), 0.5)
+    m, v, step = torch.zeros(3), torch.zeros(3), torch.zeros(())
+    cw.adam_step(w, grad, m, v, step, 0.1)
+    assert calls == [True, False] and step.item() == 1
+    torch.testing.assert_close(w, torch.full((3,), 0.9))  # first Adam step: −lr·sign(g)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_plain_adam_fallback_gives_the_fused_result(dtype, tiny_model, tiny_batch, monkeypatch):
+    """C&W with the fallback (forced by the switch, and on a torch without the fused
+    kernel) equals C&W with the fused kernel up to float rounding. (On a torch without
+    a fused CPU kernel the first run takes the plain path too.)"""
+    model = tiny_model.to(dtype)
+    x, y = tiny_batch
+    x = x.to(dtype)
+    attack = attacks.get(
+        "cw_l2", steps=50, search_steps=3, initial_const=1.0, learning_rate=0.05, chunk_size=None
+    )
+    fused = attack(model, x, y)
+    monkeypatch.setattr(cw, "USE_FUSED_ADAM", False)
+    forced = attack(model, x, y)
+    monkeypatch.setattr(cw, "USE_FUSED_ADAM", True)
+    calls = _without_fused_kernel(monkeypatch)
+    missing = attack(model, x, y)
+    assert calls[0] and len(calls) > 1 and not any(calls[1:])  # probe, then plain steps
+    tol = {"rtol": 0, "atol": 1e-5 if dtype == torch.float32 else 1e-10}
+    torch.testing.assert_close(forced, fused, **tol)
+    torch.testing.assert_close(missing, forced, rtol=0, atol=0)
+    assert (fused != x).flatten(1).any(dim=1).all()  # every input moved: not vacuous

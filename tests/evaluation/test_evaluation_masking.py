@@ -16,6 +16,8 @@ from robustcompress.evaluation.masking import (
     check_iterative_vs_single_step,
     check_large_eps,
     check_monotone,
+    compared_as_iterative,
+    compared_as_single_step,
     degenerate_input_gradients,
     largest_rise,
 )
@@ -124,3 +126,104 @@ def test_reference_pgd_runs_when_no_iterative_attack_is_requested(
     assert 1.0 in record.references["reference_fgsm"].eps
     assert _flags(record)["iterative_weaker_than_single_step"].checked
     assert not evaluate(small_model, small_batch, "fgsm", check_masking=False).masking
+
+
+# --- which attacks the iterative-vs-single-step check compares: declared capabilities
+
+
+def _stall_attack(iterative: bool) -> attacks.Attack:
+    """A fixed-budget ℓ∞ attack defined here (not registered) that never moves the input."""
+
+    class Stall(attacks.FixedEpsilonAttack):
+        name = "stall"
+        norm = "linf"
+
+        def run(self, model, x, y, generator):  # type: ignore[no-untyped-def]
+            return x.clone()
+
+    Stall.iterative = iterative
+    return Stall(eps=0.3)
+
+
+def test_an_attack_declaring_iterative_is_checked(
+    small_model: nn.Module, small_batch: tuple[torch.Tensor, ...]
+) -> None:
+    record = evaluate(small_model, small_batch, {"stall": _stall_attack(True)}, eps=[0.3])
+    flag = _flags(record)["iterative_weaker_than_single_step"]
+    assert flag.triggered, flag
+    assert "stall" in flag.explanation
+    assert "reference_pgd" not in record.references  # the requested one is the iterative one
+
+
+def test_an_attack_not_declaring_iterative_is_not_checked(
+    small_model: nn.Module, small_batch: tuple[torch.Tensor, ...]
+) -> None:
+    record = evaluate(small_model, small_batch, {"stall": _stall_attack(False)}, eps=[0.3])
+    flag = _flags(record)["iterative_weaker_than_single_step"]
+    assert "reference_pgd" in record.references  # no iterative attack was requested
+    assert "stall" not in flag.explanation and not flag.triggered, flag
+
+
+def test_a_single_step_attack_joins_the_baseline(
+    small_model: nn.Module, small_batch: tuple[torch.Tensor, ...]
+) -> None:
+    """A declared single-step attack stronger than PGD (it cheats: 10× the budget) is
+    the baseline PGD is held to; undeclared, it is not compared."""
+
+    class Wide(attacks.FGSM):
+        name = "wide_fgsm"
+        scaled_sign_step = False
+
+        def run(self, model, x, y, generator):  # type: ignore[no-untyped-def]
+            return attacks.FGSM(eps=min(1.0, 10 * self.eps)).run(model, x, y, generator)
+
+    pgd = attacks.get("pgd", steps=5, alpha=0.02)
+    flags = _flags(evaluate(small_model, small_batch, {"wide": Wide(), "pgd": pgd}, eps=[0.05]))
+    assert flags["iterative_weaker_than_single_step"].triggered
+
+    Wide.single_step = False
+    flags = _flags(evaluate(small_model, small_batch, {"wide": Wide(), "pgd": pgd}, eps=[0.05]))
+    assert not flags["iterative_weaker_than_single_step"].triggered
+
+
+def test_compared_as_iterative_and_single_step_read_the_flags() -> None:
+    for name in ("pgd", "bim", "gnm"):
+        cls = attacks.attack_class(name)
+        assert compared_as_iterative(cls.capabilities(), "linf"), name
+        assert not compared_as_single_step(cls.capabilities(), "linf"), name
+    # ℓ2 attacks, targeted ILLC and minimal-perturbation attacks are not held to FGSM
+    assert not compared_as_iterative(attacks.attack_class("pgd").capabilities(), "l2")
+    assert not compared_as_iterative(attacks.attack_class("bim_ll").capabilities(), "linf")
+    assert not compared_as_iterative(attacks.attack_class("deepfool_linf").capabilities(), "linf")
+    for name in ("fgsm", "rfgsm"):
+        assert compared_as_single_step(attacks.attack_class(name).capabilities(), "linf"), name
+    assert not compared_as_single_step(attacks.attack_class("noise").capabilities(), None)
+
+
+def test_scaled_sign_step_attacks_run_once_per_batch(
+    small_model: nn.Module, small_batch: tuple[torch.Tensor, ...]
+) -> None:
+    """The former FGSM special case, now any attack declaring ``scaled_sign_step``."""
+    calls: list[float] = []
+
+    class CountingFGSM(attacks.FGSM):
+        name = "counting_fgsm"
+
+        def run(self, model, x, y, generator):  # type: ignore[no-untyped-def]
+            calls.append(self.eps)
+            return super().run(model, x, y, generator)
+
+    grid = [0.05, 0.1, 0.2]
+    reused = evaluate(
+        small_model, small_batch, CountingFGSM(chunk_size=None), eps=grid, check_masking=False
+    )
+    assert calls == [1.0]
+    calls.clear()
+    CountingFGSM.scaled_sign_step = False
+    each = evaluate(
+        small_model, small_batch, CountingFGSM(chunk_size=None), eps=grid, check_masking=False
+    )
+    assert calls == grid
+    curve, direct = reused.attacks["counting_fgsm"], each.attacks["counting_fgsm"]
+    assert (curve.pred_adv == direct.pred_adv).all()
+    assert curve.delta_linf == pytest.approx(direct.delta_linf)

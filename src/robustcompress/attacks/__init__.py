@@ -20,9 +20,25 @@ name               norm    method
 ``cw_l2``          ℓ2      Carlini & Wagner 2017 (minimal)
 ``noise``          —       Sanyal et al. §3.2, random Gaussian pixel noise
 =================  ======  ==============================================
+
+Public seams for code outside this package (evaluation, training, plug-in attacks):
+
+* :mod:`robustcompress.attacks.ops`: the tensor operations every attack is built from
+  (per-sample norms, ε-ball projections, box clipping, the dual-norm maximiser, loss
+  and logit gradients, predictions);
+* :class:`ThreatModel`: a norm, a radius ε and the image box in one frozen object, with
+  ``project``, ``clip_box``, ``norm_of``, ``steepest_ascent`` and ``random_start``;
+* capability flags declared by every attack class (:data:`CAPABILITIES`: ``iterative``,
+  ``single_step``, ``randomized``, ``minimal_perturbation``, ``targeted``,
+  ``scaled_sign_step``), which evaluation and the gradient-masking checks read instead
+  of attack names or types. A new attack declares them and is handled accordingly.
+
+The module ``_utils`` holds only the private settings checks of the attack classes.
 """
 
+from robustcompress.attacks import ops
 from robustcompress.attacks.base import (
+    CAPABILITIES,
     Attack,
     FixedEpsilonAttack,
     MinimalPerturbationAttack,
@@ -38,11 +54,13 @@ from robustcompress.attacks.deepfool import L2DeepFool, LinfDeepFool
 from robustcompress.attacks.fgsm import FGSM
 from robustcompress.attacks.gnm import GNM
 from robustcompress.attacks.noise import GaussianPixelNoise
+from robustcompress.attacks.ops import ThreatModel
 from robustcompress.attacks.pgd import L2PGD, LinfPGD
 from robustcompress.attacks.rfgsm import RFGSM
 
 __all__ = [
     "BIM",
+    "CAPABILITIES",
     "FGSM",
     "GNM",
     "L2PGD",
@@ -56,9 +74,11 @@ __all__ = [
     "LinfDeepFool",
     "LinfPGD",
     "MinimalPerturbationAttack",
+    "ThreatModel",
     "attack_class",
     "attack_mode",
     "get",
     "list_attacks",
+    "ops",
     "register_attack",
 ]

@@ -30,6 +30,15 @@ may declare ``aliases`` (e.g. ``linf_pgd`` for ``pgd``) that :func:`get` also ac
 Two families, following Foolbox 3: :class:`FixedEpsilonAttack` (perturbation
 budget ``eps`` in the attack's ``norm``) and :class:`MinimalPerturbationAttack`
 (searches the smallest perturbation that changes the decision).
+
+Every attack class also declares what kind of method it is in capability flags
+(:data:`CAPABILITIES`: ``iterative``, ``single_step``, ``randomized``,
+``minimal_perturbation``, ``targeted``, ``scaled_sign_step``; all ``False`` here).
+Code outside the package, evaluation and its gradient-masking checks in particular,
+reads these flags and never tests attack classes or names, so an attack added later,
+inside or outside this package, is evaluated and checked correctly once it declares
+them. The tensor operations attacks are built from are public in
+:mod:`robustcompress.attacks.ops`.
 """
 
 from __future__ import annotations
@@ -44,9 +53,19 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from robustcompress.attacks.ops import NORMS as NORMS  # defined with the norm operations
 from robustcompress.errors import AttackError
 
-NORMS = ("linf", "l2")
+#: The capability flags every attack class declares (class attributes of :class:`Attack`,
+#: all ``False`` unless the class says otherwise); :meth:`Attack.capabilities` reads them.
+CAPABILITIES = (
+    "iterative",
+    "single_step",
+    "randomized",
+    "minimal_perturbation",
+    "targeted",
+    "scaled_sign_step",
+)
 
 #: Activation memory one internal chunk may take on CPU in :func:`auto_chunk_size`
 #: (bytes), about the last-level cache of a desktop CPU. Measured with PGD on the
@@ -137,6 +156,30 @@ class Attack:
     #: in float64). Both are checked in ``tests/attacks/test_attacks_chunking.py``.
     independent_inputs: ClassVar[bool] = False
 
+    # Capabilities (:data:`CAPABILITIES`): what kind of method this is. Evaluation and the
+    # gradient-masking checks read these flags, never class names or types, so a new
+    # attack is treated right by declaring them. A subclass that changes the method must
+    # re-declare the ones that no longer hold (they are inherited).
+
+    #: Takes several gradient or linearisation steps (PGD, BIM, GNM, DeepFool, C&W). The
+    #: masking check compares every iterative, untargeted ℓ∞ fixed-budget attack with FGSM.
+    iterative: ClassVar[bool] = False
+    #: Takes exactly one gradient step (FGSM, R+FGSM): a baseline of the masking check.
+    single_step: ClassVar[bool] = False
+    #: Draws random numbers, at least for some settings (R+FGSM, noise, PGD with a random
+    #: start): its output then depends on ``seed``.
+    randomized: ClassVar[bool] = False
+    #: Searches the smallest perturbation changing the decision instead of spending a
+    #: budget (DeepFool, C&W); set by :class:`MinimalPerturbationAttack`.
+    minimal_perturbation: ClassVar[bool] = False
+    #: Steers toward one chosen wrong class (BIM's least-likely variant) instead of any
+    #: wrong class, so it need not fool as often as an untargeted attack.
+    targeted: ClassVar[bool] = False
+    #: The output at budget ε is ``clip_box(x + ε·s)`` for one sign pattern
+    #: ``s ∈ {−1, 0, 1}^d`` that does not depend on ε (FGSM). Evaluation then runs the
+    #: attack once per batch, at ε = 1, and derives every ε of a curve from it.
+    scaled_sign_step: ClassVar[bool] = False
+
     seed: int | None = None
     #: Inputs per internal chunk: ``'auto'`` (:func:`auto_chunk_size`), an int, or None
     #: for the whole batch at once. Only speed depends on it; ignored when
@@ -160,6 +203,11 @@ class Attack:
                 f"{self.name}: chunk_size must be 'auto', an int ≥ 1 or None (whole batch), "
                 f"got {size!r}"
             )
+
+    @classmethod
+    def capabilities(cls) -> dict[str, bool]:
+        """The declared capability flags (:data:`CAPABILITIES`) as a dict."""
+        return {flag: bool(getattr(cls, flag)) for flag in CAPABILITIES}
 
     def chunkable(self) -> bool:
         """Whether splitting the batch leaves the result unchanged (see ``independent_inputs``)."""
@@ -235,6 +283,8 @@ class FixedEpsilonAttack(Attack):
 @dataclass(repr=True, kw_only=True)
 class MinimalPerturbationAttack(Attack):
     """An attack that searches the smallest perturbation changing the decision."""
+
+    minimal_perturbation = True
 
 
 def _check_inputs(name: str, x: torch.Tensor, y: torch.Tensor) -> None:

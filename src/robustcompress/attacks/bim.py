@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from robustcompress.attacks._utils import loss_gradient, require_int, require_number
+from robustcompress.attacks._utils import require_int, require_number
 from robustcompress.attacks.base import FixedEpsilonAttack, register_attack
+from robustcompress.attacks.ops import loss_gradient
 
 
 def kurakin_steps(eps: float) -> int:
@@ -46,6 +47,7 @@ class BIM(FixedEpsilonAttack):
     norm = "linf"
     paper = "Kurakin et al. 2017, §2.2"
     independent_inputs = True
+    iterative = True
 
     eps: float = 0.05
     alpha: float = 1.0 / 255.0
@@ -93,3 +95,4 @@ class BIMLeastLikely(BIM):
     name = "bim_ll"
     paper = "Kurakin et al. 2017, §2.3"
     least_likely = True
+    targeted = True

@@ -7,17 +7,16 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from robustcompress.attacks._utils import (
+from robustcompress.attacks._utils import require_int, require_number
+from robustcompress.attacks.base import MinimalPerturbationAttack, register_attack
+from robustcompress.attacks.ops import (
     DUAL_NORM,
+    ThreatModel,
     clip_box,
     flat_norm,
     logit_gradients,
     per_sample,
-    project,
-    require_int,
-    require_number,
 )
-from robustcompress.attacks.base import MinimalPerturbationAttack, register_attack
 
 #: Added to every linearised distance so a step crosses the boundary rather than landing
 #: on it (LTS4/DeepFool and Foolbox use the same 1e-4).
@@ -73,6 +72,7 @@ class L2DeepFool(MinimalPerturbationAttack):
     name = "deepfool"
     norm = "l2"
     paper = "Moosavi-Dezfooli et al. 2016, Algorithm 2"
+    iterative = True
 
     overshoot: float = 0.02
     max_iter: int = 50
@@ -113,7 +113,7 @@ class L2DeepFool(MinimalPerturbationAttack):
             r_tot[active] += deepfool_step(picked, grads, norm)
             x_adv[active] = clip_box(x[active] + (1 + self.overshoot) * r_tot[active])
         if self.eps is not None:
-            x_adv = clip_box(x + project(x_adv - x, self.eps, norm))
+            x_adv = ThreatModel(norm, self.eps).project(x_adv, x)
         return x_adv
 
 

@@ -7,8 +7,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from robustcompress.attacks._utils import gradient_sign, loss_gradient
 from robustcompress.attacks.base import FixedEpsilonAttack, register_attack
+from robustcompress.attacks.ops import gradient_sign, loss_gradient
 
 
 @register_attack
@@ -30,6 +30,8 @@ class FGSM(FixedEpsilonAttack):
     norm = "linf"
     paper = "Goodfellow et al. 2015, §4"
     independent_inputs = True
+    single_step = True
+    scaled_sign_step = True
 
     eps: float = 0.05
 

@@ -7,19 +7,17 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from robustcompress.attacks._utils import (
+from robustcompress.attacks._utils import require_bool, require_choice, require_int
+from robustcompress.attacks.base import FixedEpsilonAttack, register_attack
+from robustcompress.attacks.ops import (
     DUAL_NORM,
-    clip_box,
+    ThreatModel,
     dual_maximizer,
     flat_norm,
     logit_gradients,
     loss_gradient,
     predict,
-    require_bool,
-    require_choice,
-    require_int,
 )
-from robustcompress.attacks.base import FixedEpsilonAttack, register_attack
 
 GNM_NORMS = ("linf", "l2")
 GNM_MODES = ("margin", "loss")
@@ -85,6 +83,7 @@ class GNM(FixedEpsilonAttack):
     name = "gnm"
     paper = "Balda et al. 2018, Algorithm 1"
     independent_inputs = True
+    iterative = True
 
     eps: float = 0.05
     steps: int = 5
@@ -110,15 +109,16 @@ class GNM(FixedEpsilonAttack):
         y: torch.Tensor,
         generator: torch.Generator | None,
     ) -> torch.Tensor:
+        threat = ThreatModel(self.norm, self.eps)
         step = self.eps / self.steps
         k = predict(model, x)
         x_adv = x.clone()
         for _ in range(self.steps):
             if self.mode == "loss":
                 grad, _ = loss_gradient(model, x_adv, k)
-                x_adv = x_adv + step * dual_maximizer(grad, self.norm)
+                x_adv = x_adv + step * threat.steepest_ascent(grad)
             else:
                 x_adv = x_adv - step * gnm_direction(model, x_adv, k, step, self.norm)
             if self.clip:
-                x_adv = clip_box(x_adv)
+                x_adv = threat.clip_box(x_adv)
         return x_adv

@@ -8,8 +8,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from robustcompress.attacks._utils import clip_box, require_number
+from robustcompress.attacks._utils import require_number
 from robustcompress.attacks.base import Attack, register_attack
+from robustcompress.attacks.ops import clip_box
 from robustcompress.errors import AttackError
 
 
@@ -28,6 +29,7 @@ class GaussianPixelNoise(Attack):
 
     name = "noise"
     paper = "Sanyal et al., §3.2 (Table 4)"
+    randomized = True
 
     p: float = 1.0
     variance: float = 128.0 / 255.0

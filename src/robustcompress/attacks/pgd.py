@@ -9,21 +9,20 @@ import torch
 from torch import nn
 
 from robustcompress.attacks._utils import (
-    LOSSES,
-    clip_box,
-    dual_maximizer,
-    gradient_sign,
-    loss_gradient,
-    per_sample,
-    per_sample_loss,
-    project,
-    random_in_ball,
     require_bool,
     require_choice,
     require_int,
     require_number,
 )
 from robustcompress.attacks.base import FixedEpsilonAttack, register_attack
+from robustcompress.attacks.ops import (
+    LOSSES,
+    ThreatModel,
+    gradient_sign,
+    loss_gradient,
+    per_sample,
+    per_sample_loss,
+)
 from robustcompress.errors import AttackError
 
 
@@ -55,20 +54,17 @@ def pgd(
     best = x.clone()
     best_success = torch.zeros(x.shape[0], dtype=torch.bool, device=x.device)
     best_loss = torch.full((x.shape[0],), float("-inf"), device=x.device, dtype=x.dtype)
+    threat = ThreatModel(norm, eps)
     for _ in range(restarts):
-        x_adv = x.clone()
-        if random_start:
-            x_adv = clip_box(x + random_in_ball(x, eps, norm, generator))
+        x_adv = threat.random_start(x, generator) if random_start else x.clone()
         for _ in range(steps):
             grad, _ = loss_gradient(model, x_adv, y, loss)
-            if norm == "linf":
+            if threat.norm == "linf":
                 # The same arithmetic as below, in place: on small models the fresh
                 # image-batch tensors a step would allocate cost as much as the gradient.
-                x_adv.add_(gradient_sign(grad), alpha=alpha).sub_(x).clamp_(-eps, eps)
-                x_adv.add_(x).clamp_(0.0, 1.0)
+                threat.project_(x_adv.add_(gradient_sign(grad), alpha=alpha), x)
                 continue
-            x_adv = x_adv + alpha * dual_maximizer(grad, norm)
-            x_adv = clip_box(x + project(x_adv - x, eps, norm))
+            x_adv = threat.project(x_adv + alpha * threat.steepest_ascent(grad), x)
         if restarts == 1:
             return x_adv
         with torch.no_grad():
@@ -105,6 +101,8 @@ class LinfPGD(FixedEpsilonAttack):
     paper = "Madry et al. 2018, §2.1"
     aliases: ClassVar[tuple[str, ...]] = ("linf_pgd",)
     independent_inputs = True
+    iterative = True
+    randomized = True  # with random_start=True (off by default)
 
     eps: float = 0.05
     alpha: float = 0.005

@@ -7,8 +7,9 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from robustcompress.attacks._utils import clip_box, loss_gradient, require_number
+from robustcompress.attacks._utils import require_number
 from robustcompress.attacks.base import FixedEpsilonAttack, register_attack
+from robustcompress.attacks.ops import clip_box, loss_gradient
 from robustcompress.errors import AttackError
 
 
@@ -31,6 +32,8 @@ class RFGSM(FixedEpsilonAttack):
     name = "rfgsm"
     norm = "linf"
     paper = "Tramèr et al. 2018, R+FGSM"
+    single_step = True
+    randomized = True
 
     eps: float = 0.05
     alpha: float | None = None

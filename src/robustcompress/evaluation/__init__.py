@@ -5,6 +5,11 @@ Running an attack lives in :mod:`robustcompress.attacks`; scoring it lives here
 (fooling ratio, adversarial accuracy, perturbation sizes), :mod:`.robustness` the
 streaming :func:`evaluate` and :func:`fooling_ratio_of`, :mod:`.masking` the
 gradient-masking guardrails reported with every evaluation.
+
+This package reaches the attacks only through their public seams: the operations in
+:mod:`robustcompress.attacks.ops` and the capability flags every attack class declares
+(:data:`robustcompress.attacks.CAPABILITIES`). It names no attack except the reference
+runs it chooses itself (FGSM, and PGD when no iterative attack was requested).
 """
 
 from robustcompress.evaluation.masking import MaskingFlag, degenerate_input_gradients

@@ -3,13 +3,13 @@
 A model can look robust only because its gradients are useless to a first-order
 attack (obfuscated or masked gradients; Athalye, Carlini & Wagner 2018, §3; Carlini
 et al. 2019, "On evaluating adversarial robustness", §5 checklist). Four symptoms are
-checked on every evaluation (spec §4e "masking checks"):
+checked on every evaluation:
 
 ``degenerate_gradients``
     the input gradient ``∇_x J(x, y)`` is exactly zero or non-finite for many inputs;
 ``iterative_weaker_than_single_step``
-    an iterative ℓ∞ attack (PGD, BIM) fools fewer inputs than FGSM at the same ε,
-    although it can take FGSM's step and more;
+    an iterative ℓ∞ attack (PGD, BIM, GNM, ...) fools fewer inputs than a single-step
+    one (FGSM, R+FGSM) at the same ε, although it can take that step and more;
 ``low_fooling_at_large_eps``
     FGSM at ε = 1 (the ℓ∞ ball is then the whole image box) fools well below 100%;
 ``non_monotone_curve``
@@ -17,6 +17,12 @@ checked on every evaluation (spec §4e "masking checks"):
 
 Each check is a pure function of measured numbers returning a :class:`MaskingFlag`;
 :func:`degenerate_input_gradients` is the one that needs the model.
+
+Which attacks count as iterative or single-step is read from the capability flags
+every attack class declares (``iterative``, ``single_step``, ``targeted``,
+``minimal_perturbation``; see :class:`robustcompress.attacks.Attack`) by
+:func:`compared_as_iterative` and :func:`compared_as_single_step`, so an attack added
+later is checked as soon as it declares what it is, without a list of names here.
 """
 
 from __future__ import annotations
@@ -29,7 +35,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from robustcompress.attacks._utils import loss_gradient
+from robustcompress.attacks.ops import loss_gradient
 
 #: Share of inputs with zero / non-finite input gradients above which masking is flagged.
 #: A smooth trained model has none (the cross-entropy gradient vanishes exactly only
@@ -53,10 +59,6 @@ LARGE_EPS_MIN_FOOLING = 0.95
 #: Largest rise of adversarial accuracy between a smaller and a larger ε tolerated
 #: before a curve counts as non-monotone.
 MONOTONE_TOLERANCE = 0.02
-
-#: Attacks (registry names) that take iterated ℓ∞ steps and therefore must be at least
-#: as strong as FGSM at the same ε.
-ITERATIVE_LINF_ATTACKS = ("pgd", "bim")
 
 #: Settings of the reference PGD run when no iterative ℓ∞ attack was requested:
 #: 10 steps of α = 2.5·ε/10 (spec §4e recommends α ≈ 2.5ε/steps), no random start.
@@ -86,6 +88,38 @@ class MaskingFlag:
     def to_dict(self) -> dict[str, Any]:
         """The flag as a JSON-able dict."""
         return asdict(self)
+
+
+def compared_as_iterative(capabilities: Mapping[str, bool], norm: str | None) -> bool:
+    """Whether an attack enters the iterative-vs-single-step check as an *iterative* one.
+
+    Read from the attack's declared capabilities (:meth:`Attack.capabilities
+    <robustcompress.attacks.Attack.capabilities>`), never its name: an ``iterative``,
+    untargeted, fixed-budget ℓ∞ attack can reach FGSM's region of the ε-ball and more,
+    so it should fool at least as many inputs. A targeted attack (ILLC) aims at one class
+    and a minimal-perturbation attack has no budget, so neither is held to that.
+    """
+    return (
+        bool(capabilities.get("iterative"))
+        and not capabilities.get("targeted")
+        and not capabilities.get("minimal_perturbation")
+        and norm == "linf"
+    )
+
+
+def compared_as_single_step(capabilities: Mapping[str, bool], norm: str | None) -> bool:
+    """Whether an attack's curve joins FGSM's as a *single-step* baseline of that check.
+
+    A ``single_step``, untargeted, fixed-budget ℓ∞ attack (FGSM, R+FGSM): per ε the
+    baseline is the best fooling ratio among them, so an iterative attack trailing any
+    one-step attack by more than the margin is flagged.
+    """
+    return (
+        bool(capabilities.get("single_step"))
+        and not capabilities.get("targeted")
+        and not capabilities.get("minimal_perturbation")
+        and norm == "linf"
+    )
 
 
 def _not_checked(name: str, threshold: float, why: str) -> MaskingFlag:
@@ -130,9 +164,10 @@ def check_iterative_vs_single_step(
 ) -> MaskingFlag:
     """Flag when an iterative attack's fooling ratio trails FGSM's by more than ``margin``.
 
-    ``single_step`` maps ε to FGSM's fooling ratio; ``iterative`` maps an attack label to
-    its own ``{ε: fooling ratio}``. The value is the largest ``FR_FGSM(ε) − FR_iter(ε)``
-    over every attack and every ε > 0 both were run at (NaN ratios are skipped).
+    ``single_step`` maps ε to the single-step baseline's fooling ratio (FGSM's, or the
+    best of the single-step attacks run); ``iterative`` maps an attack label to its own
+    ``{ε: fooling ratio}``. The value is the largest ``FR_single(ε) − FR_iter(ε)`` over
+    every attack and every ε > 0 both were run at (NaN ratios are skipped).
     """
     name = "iterative_weaker_than_single_step"
     gaps: list[tuple[float, str, float]] = []
@@ -149,9 +184,9 @@ def check_iterative_vs_single_step(
         gap > margin,
         float(gap),
         margin,
-        f"largest lead of FGSM's fooling ratio over an iterative attack at the same ε "
-        f"({label} at ε={eps:g}; triggers above {margin:g}): PGD can take FGSM's step, "
-        "so trailing it means its gradients mislead",
+        f"largest lead of the single-step (FGSM) fooling ratio over an iterative attack at "
+        f"the same ε ({label} at ε={eps:g}; triggers above {margin:g}): an iterative attack "
+        "can take the single step and more, so trailing it means its gradients mislead",
     )
 
 

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from robustcompress.attacks._utils import flat_norm
+from robustcompress.attacks.ops import flat_norm
 from robustcompress.errors import ConfigError
 
 #: Perturbation norms reported for every attack, whatever norm the attack works in.

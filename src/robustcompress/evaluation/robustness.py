@@ -7,9 +7,16 @@ prediction and perturbation norms for every attack and ε) and per-ε summaries
 plus the gradient-masking flags of :mod:`robustcompress.evaluation.masking`.
 
 Work that does not depend on ε is done once per batch: the clean logits, the
-input-gradient check, and, for FGSM, the gradient sign (``x_adv(ε) = clip(x + ε·s)``
-for every ε from one backward pass). A minimal-perturbation attack (DeepFool, C&W) is
-run once; its curve ``FR(ε)`` counts the inputs it fools with ``‖r‖_p ≤ ε`` (spec §4f).
+input-gradient check, and, for an attack declaring ``scaled_sign_step`` (FGSM), its
+sign pattern (``x_adv(ε) = clip(x + ε·s)`` for every ε from one backward pass). A
+minimal-perturbation attack (DeepFool, C&W) is run once; its curve ``FR(ε)`` counts the
+inputs it fools with ``‖r‖_p ≤ ε``.
+
+How an attack is run and checked follows only from its public seams: the capability
+flags of :class:`~robustcompress.attacks.Attack` (``minimal_perturbation``,
+``scaled_sign_step``, and for the masking checks ``iterative``, ``single_step``,
+``targeted``) and the operations of :mod:`robustcompress.attacks.ops`; no attack class
+or name is special-cased here.
 
 :func:`fooling_ratio_of` is the one-batch helper used by the training trackers.
 """
@@ -27,14 +34,8 @@ import torch
 from torch import nn
 
 from robustcompress import attacks as attack_registry
-from robustcompress.attacks import (
-    FGSM,
-    Attack,
-    FixedEpsilonAttack,
-    MinimalPerturbationAttack,
-    attack_mode,
-)
-from robustcompress.attacks._utils import clip_box, predict
+from robustcompress.attacks import Attack, FixedEpsilonAttack, attack_mode
+from robustcompress.attacks.ops import clip_box, predict
 from robustcompress.device import resolve_device
 from robustcompress.errors import ConfigError, DataError
 from robustcompress.evaluation import masking as checks
@@ -86,6 +87,9 @@ class AttackCurve:
         delta_l2: ``len(eps) × N`` per-sample ``‖x_adv − x‖₂`` (0 where no perturbation).
         delta_linf: ``len(eps) × N`` per-sample ``‖x_adv − x‖∞``.
         seconds: wall-clock time spent in this attack (all batches, all ε).
+        capabilities: the attack's declared capability flags
+            (:meth:`~robustcompress.attacks.Attack.capabilities`), which the masking
+            checks read.
     """
 
     label: str
@@ -98,6 +102,7 @@ class AttackCurve:
     delta_l2: np.ndarray
     delta_linf: np.ndarray
     seconds: float = 0.0
+    capabilities: dict[str, bool] = field(default_factory=dict)
 
     def delta(self, norm: str) -> np.ndarray:
         """The per-sample perturbation norms ``len(eps) × N`` in ``norm`` (l2 or linf)."""
@@ -319,11 +324,11 @@ class _Plan:
         model: nn.Module,
         x: torch.Tensor,
         y: torch.Tensor,
-        fgsm_signs: dict[Any, torch.Tensor],
+        sign_steps: dict[Any, torch.Tensor],
     ) -> None:
         start = time.perf_counter()
         for i, eps in enumerate(self.runs):
-            x_adv = self._attack(model, x, y, eps, fgsm_signs)
+            x_adv = self._attack(model, x, y, eps, sign_steps)
             self.pred[i].append(predict(model, x_adv).cpu())
             self.l2[i].append(perturbation_norms(x, x_adv, "l2").cpu())
             self.linf[i].append(perturbation_norms(x, x_adv, "linf").cpu())
@@ -335,15 +340,15 @@ class _Plan:
         x: torch.Tensor,
         y: torch.Tensor,
         eps: float | None,
-        fgsm_signs: dict[Any, torch.Tensor],
+        sign_steps: dict[Any, torch.Tensor],
     ) -> torch.Tensor:
         if eps is None:
             return self.attack(model, x, y)
         if eps == 0:
             return x  # a fixed-budget attack at ε = 0 is the identity
-        if type(self.attack) is FGSM:
-            # x_adv(ε) = clip(x + ε·sign ∇J): one backward pass serves every ε.
-            return clip_box(x + eps * _fgsm_sign(self.attack, model, x, y, fgsm_signs))
+        if self.attack.scaled_sign_step:
+            # x_adv(ε) = clip(x + ε·s) with s independent of ε: one run serves every ε.
+            return clip_box(x + eps * _sign_step(self.attack, model, x, y, sign_steps))
         return self.attack.replace(eps=eps)(model, x, y)
 
     def curve(self, pred_clean: np.ndarray) -> AttackCurve:
@@ -371,33 +376,36 @@ class _Plan:
             delta_l2=l2,
             delta_linf=linf,
             seconds=self.seconds,
+            capabilities=self.attack.capabilities(),
         )
 
 
-def _fgsm_sign(
+def _sign_step(
     attack: Attack,
     model: nn.Module,
     x: torch.Tensor,
     y: torch.Tensor,
     cache: dict[Any, torch.Tensor],
 ) -> torch.Tensor:
-    """``sign(∇_x J)`` of an FGSM attack for this batch, computed once per settings.
+    """The sign pattern ``s`` of a ``scaled_sign_step`` attack for this batch, computed
+    once per attack class and settings (for FGSM ``s = sign(∇_x J)``).
 
     Read off the attack's own output at ε = 1: ``sign(clip(x + s) − x)`` equals ``s``
     wherever the sign matters, and is 0 only where ``x + ε·s`` is clipped back to ``x``
     for every ε ≥ 0. So ``clip(x + ε·sign(...))`` reproduces the attack exactly.
     """
-    key = tuple(sorted((k, repr(v)) for k, v in attack.settings().items() if k != "eps"))
+    settings = sorted((k, repr(v)) for k, v in attack.settings().items() if k != "eps")
+    key = (type(attack), *settings)
     if key not in cache:
         cache[key] = (attack.replace(eps=1.0)(model, x, y) - x).sign()
     return cache[key]
 
 
 def _kind(attack: Attack) -> str:
-    if isinstance(attack, FixedEpsilonAttack):
-        return FIXED
-    if isinstance(attack, MinimalPerturbationAttack):
+    if attack.minimal_perturbation:
         return MINIMAL
+    if isinstance(attack, FixedEpsilonAttack):  # the interface with a budget ``eps``
+        return FIXED
     return OTHER
 
 
@@ -452,9 +460,15 @@ def _rows(attack: Attack, kind: str, grid: list[float] | None) -> list[float | N
 
 
 def _masking_plans(plans: list[_Plan]) -> list[_Plan]:
-    """Reference runs for the masking checks: FGSM (ε grid ∪ {1}) and, if needed, PGD."""
+    """Reference runs for the masking checks: FGSM (ε grid ∪ {1}) and, if needed, PGD.
+
+    The reference PGD runs only when no requested attack counts as iterative
+    (:func:`~robustcompress.evaluation.masking.compared_as_iterative`).
+    """
     iterative = [
-        p for p in plans if p.kind == FIXED and p.attack.name in checks.ITERATIVE_LINF_ATTACKS
+        p
+        for p in plans
+        if p.kind == FIXED and checks.compared_as_iterative(p.attack.capabilities(), p.attack.norm)
     ]
     linf_eps = {
         e
@@ -570,8 +584,8 @@ def evaluate(
         batch_size: batch size when ``data`` is a whole data set (default 500).
         check_masking: compute the gradient-masking flags (default on). This adds one
             backward pass per batch, FGSM at the iterative attacks' ε and at ε = 1 (shared
-            with a requested FGSM), and a 10-step reference PGD when no PGD/BIM is
-            requested.
+            with a requested FGSM), and a 10-step reference PGD when no iterative ℓ∞
+            attack (by its declared capabilities) is requested.
 
     Returns:
         An :class:`EvaluationRecord`.
@@ -596,9 +610,9 @@ def evaluate(
             x = x.to(target)
             y = y.to(target, dtype=torch.long)
             pred_clean = predict(model, x)
-            fgsm_signs: dict[Any, torch.Tensor] = {}
+            sign_steps: dict[Any, torch.Tensor] = {}
             for plan in (*plans, *references):
-                plan.run_batch(model, x, y, fgsm_signs)
+                plan.run_batch(model, x, y, sign_steps)
             if check_masking:
                 degenerate.append(checks.degenerate_input_gradients(model, x, y).cpu())
             labels.append(y.cpu())
@@ -633,6 +647,16 @@ def _fooling_by_eps(record: EvaluationRecord, curve: AttackCurve) -> dict[float,
     }
 
 
+def _best_by_eps(curves: Iterable[dict[float, float]]) -> dict[float, float]:
+    """Per ε, the highest finite fooling ratio among ``curves`` (NaN if none is finite)."""
+    best: dict[float, float] = {}
+    for curve in curves:
+        for eps, fr in curve.items():
+            if eps not in best or not math.isfinite(best[eps]) or fr > best[eps]:
+                best[eps] = fr
+    return best
+
+
 def masking_flags(record: EvaluationRecord) -> list[MaskingFlag]:
     """The four gradient-masking flags of ``record`` (needs its reference runs)."""
     if "reference_fgsm" not in record.references:
@@ -645,8 +669,13 @@ def masking_flags(record: EvaluationRecord) -> list[MaskingFlag]:
     iterative = {
         label: _fooling_by_eps(record, curve)
         for label, curve in every.items()
-        if curve.kind == FIXED and curve.attack in checks.ITERATIVE_LINF_ATTACKS
+        if curve.kind == FIXED and checks.compared_as_iterative(curve.capabilities, curve.norm)
     }
+    single_step = _best_by_eps(
+        _fooling_by_eps(record, curve)
+        for curve in every.values()
+        if curve.kind == FIXED and checks.compared_as_single_step(curve.capabilities, curve.norm)
+    )
     curves = {
         label: (
             [e for e in curve.eps if e is not None],
@@ -661,7 +690,7 @@ def masking_flags(record: EvaluationRecord) -> list[MaskingFlag]:
     }
     return [
         checks.check_gradients(record.degenerate_gradient),
-        checks.check_iterative_vs_single_step(fgsm, iterative),
+        checks.check_iterative_vs_single_step(single_step, iterative),
         checks.check_large_eps(fgsm.get(checks.LARGE_EPS)),
         checks.check_monotone(curves),
     ]

@@ -1,4 +1,4 @@
-"""Properties of the shared attack helpers: dual-norm maximiser, projection, random ball."""
+"""Properties of the public operations in ``attacks.ops``: dual maximiser, projection, ball."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from robustcompress.attacks._utils import (
+from robustcompress.attacks.ops import (
     dual_maximizer,
     flat_norm,
     gradient_sign,
@@ -98,3 +98,23 @@ def test_gradient_sign_copies_an_expanded_gradient() -> None:
     out = gradient_sign(grad)
     assert torch.equal(out, -torch.ones(2, 3))
     assert torch.equal(grad, torch.full((2, 3), -0.5))  # left untouched
+
+
+def test_ops_is_public_and_private_utils_stay_inside_attacks() -> None:
+    """Evaluation (and everything outside ``attacks/``) uses ``attacks.ops``, never ``_utils``."""
+    import importlib
+    from pathlib import Path
+
+    import robustcompress
+
+    ops = importlib.import_module("robustcompress.attacks.ops")
+    for name in ("flat_norm", "project", "clip_box", "loss_gradient", "predict", "ThreatModel"):
+        assert callable(getattr(ops, name)), name
+    package = Path(robustcompress.__file__).parent
+    evaluation = sorted((package / "evaluation").rglob("*.py"))
+    assert evaluation
+    for path in evaluation:
+        assert "_utils" not in path.read_text(encoding="utf-8"), path
+    for path in package.rglob("*.py"):
+        if path.parent.name != "attacks":
+            assert "attacks._utils" not in path.read_text(encoding="utf-8"), path

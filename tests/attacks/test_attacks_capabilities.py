@@ -1,0 +1,76 @@
+"""The capability flags every attack declares, and checks that the declarations hold."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from attack_helpers import make_attack
+
+from robustcompress import attacks
+from robustcompress.attacks import CAPABILITIES, Attack, MinimalPerturbationAttack
+
+# iterative, single_step, randomized, minimal_perturbation, targeted, scaled_sign_step
+EXPECTED: dict[str, tuple[bool, bool, bool, bool, bool, bool]] = {
+    "fgsm":          (False, True,  False, False, False, True),
+    "pgd":           (True,  False, True,  False, False, False),
+    "pgd_l2":        (True,  False, True,  False, False, False),
+    "gnm":           (True,  False, False, False, False, False),
+    "rfgsm":         (False, True,  True,  False, False, False),
+    "bim":           (True,  False, False, False, False, False),
+    "bim_ll":        (True,  False, False, False, True,  False),
+    "deepfool":      (True,  False, False, True,  False, False),
+    "deepfool_linf": (True,  False, False, True,  False, False),
+    "cw_l2":         (True,  False, False, True,  False, False),
+    "noise":         (False, False, True,  False, False, False),
+}  # fmt: skip
+
+ALL = sorted(attacks.list_attacks())
+
+
+def test_the_table_covers_the_registry() -> None:
+    # A new attack must be added to the table, i.e. its capabilities decided.
+    assert set(EXPECTED) == set(ALL)
+    assert CAPABILITIES == (
+        "iterative",
+        "single_step",
+        "randomized",
+        "minimal_perturbation",
+        "targeted",
+        "scaled_sign_step",
+    )
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_declared_capabilities(name: str) -> None:
+    cls = attacks.attack_class(name)
+    expected = dict(zip(CAPABILITIES, EXPECTED[name], strict=True))
+    assert cls.capabilities() == expected
+    assert make_attack(name).capabilities() == expected
+    for flag in CAPABILITIES:
+        assert isinstance(getattr(cls, flag), bool), flag
+    assert not (cls.iterative and cls.single_step)
+    assert cls.minimal_perturbation == issubclass(cls, MinimalPerturbationAttack)
+
+
+def test_base_class_declares_nothing() -> None:
+    assert not any(Attack.capabilities().values())
+
+
+@pytest.mark.parametrize("name", [n for n in ALL if EXPECTED[n][5]])
+def test_scaled_sign_step_holds(name: str, tiny_model, tiny_batch) -> None:
+    """``x_adv(ε) = clip(x + ε·s)`` with ``s`` read off the output at ε = 1."""
+    x, y = tiny_batch
+    s = (make_attack(name, eps=1.0)(tiny_model, x, y) - x).sign()
+    for eps in (0.01, 0.1, 0.3):
+        expected = (x + eps * s).clamp(0.0, 1.0)
+        torch.testing.assert_close(make_attack(name, eps=eps)(tiny_model, x, y), expected)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_randomized_flag_matches_seed_dependence(name: str, tiny_model, tiny_batch) -> None:
+    """Undeclared attacks ignore the seed; declared ones depend on it in some setting."""
+    x, y = tiny_batch
+    settings = {"random_start": True} if name in ("pgd", "pgd_l2") else {}
+    a = make_attack(name, seed=0, **settings)(tiny_model, x, y)
+    b = make_attack(name, seed=1, **settings)(tiny_model, x, y)
+    assert torch.equal(a, b) != EXPECTED[name][2]
