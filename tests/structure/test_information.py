@@ -1,4 +1,5 @@
-"""Tests for the KDE mutual-information bounds (Kolchinsky & Tracey 2017; spec §2)."""
+"""Tests for the KDE mutual-information bounds (Kolchinsky & Tracey 2017; docs/algorithms.md, KDE
+mutual-information bounds)."""
 
 from __future__ import annotations
 

@@ -94,7 +94,8 @@ def test_one_by_one_kernel_repeats_the_matrix_spectrum() -> None:
 def test_operator_norm_is_bracketed_by_reshaped_kernel_norm(
     c_out: int, c_in: int, k: int, extra: int, seed: int
 ) -> None:
-    """‖W̃‖₂ ≤ σ_conv ≤ √(k_h·k_w)·‖W̃‖₂ (algorithms.md §8), and equals the explicit operator."""
+    """‖W̃‖₂ ≤ σ_conv ≤ √(k_h·k_w)·‖W̃‖₂ (docs/algorithms.md, Convolution operator norms via FFT),
+    and equals the explicit operator."""
     w = kernel(seed, (c_out, c_in, k, k))
     n = k + extra
     sigma = conv_spectral_norm(w, n)

@@ -37,7 +37,8 @@ class BIM(FixedEpsilonAttack):
     """BIM: ``X_{N+1} = Clip_{X,ε}{X_N + α·sign(∇_X J(X_N, y_true))}``, ``X_0 = X``.
 
     Kurakin, Goodfellow & Bengio, ICLR 2017 workshop ("Adversarial examples in the
-    physical world"), §2.2; spec §4d. Defaults are the paper's: ``alpha = 1/255`` (one
+    physical world"), §2.2; docs/algorithms.md, BIM. Defaults are the paper's: ``alpha = 1/255``
+    (one
     intensity level) and, with ``steps = None``, ``⌊min(255ε + 4, 1.25·255ε)⌋`` iterations
     (15 for ε = 0.05), enough to reach the edge of the ε-ball while keeping the cost low.
     Foolbox's ``LinfBasicIterativeAttack`` uses another schedule (10 steps of 0.2ε).
@@ -86,7 +87,8 @@ class BIM(FixedEpsilonAttack):
 class BIMLeastLikely(BIM):
     """ILLC: ``X_{N+1} = Clip_{X,ε}{X_N − α·sign(∇_X J(X_N, y_LL))}``, ``y_LL = argmin_y p(y|X)``.
 
-    Kurakin et al. 2017, §2.3; spec §4d. The least-likely class ``y_LL`` is computed once,
+    Kurakin et al. 2017, §2.3; docs/algorithms.md, BIM. The least-likely class ``y_LL`` is computed
+    once,
     on the clean input, and ``y`` is not used. A targeted attack: success can be reported
     both as misclassification and as the hit rate on ``y_LL`` (:func:`least_likely_class`).
     Defaults as :class:`BIM`.

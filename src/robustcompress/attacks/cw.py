@@ -162,7 +162,7 @@ def next_constants(
     """One binary-search update of c per sample: ``(c, lower, upper)`` after a run.
 
     On success ``upper = min(upper, c)``; on failure ``lower = max(lower, c)``; then
-    ``c = (lower + upper)/2`` if ``upper < 1e9``, else ``c = 10c`` (spec §4b).
+    ``c = (lower + upper)/2`` if ``upper < 1e9``, else ``c = 10c`` (docs/algorithms.md, CW-L2).
     """
     upper = torch.where(success, torch.minimum(upper, c), upper)
     lower = torch.where(success, lower, torch.maximum(lower, c))
@@ -175,7 +175,8 @@ def next_constants(
 class CarliniWagnerL2(MinimalPerturbationAttack):
     """C&W ℓ2: minimise ``‖x' − x‖₂² + c·max(Z_y − max_{i≠y} Z_i, −κ)`` over ``x' = ½(tanh w + 1)``.
 
-    Carlini & Wagner, IEEE S&P 2017, §V (objective f₆, tanh change of variables); spec §4b.
+    Carlini & Wagner, IEEE S&P 2017, §V (objective f₆, tanh change of variables);
+    docs/algorithms.md, CW-L2.
     Untargeted, against the label ``y`` given. For every sample its own constant c is
     binary-searched (``search_steps`` runs, starting from ``initial_const``); each run
     does up to ``steps`` Adam steps (lr ``learning_rate``) from ``w = artanh((2x−1)·0.999999)``.

@@ -32,7 +32,7 @@ def deepfool_step(logits: torch.Tensor, grads: torch.Tensor, norm: str) -> torch
     being the original class c. For each candidate k: ``w_k = ∇f_k − ∇f_c``,
     ``f'_k = f_k − f_c``; the target is ``l = argmin_k |f'_k|/‖w_k‖_q`` and the step is
     ``r = (|f'_l|/‖w_l‖₂²)·w_l`` (ℓ2) or ``r = (|f'_l|/‖w_l‖₁)·sign(w_l)`` (ℓ∞)
-    (Moosavi-Dezfooli et al. 2016, Algorithm 2; spec §4a).
+    (Moosavi-Dezfooli et al. 2016, Algorithm 2; docs/algorithms.md, DeepFool).
     """
     w = grads[:, 1:] - grads[:, :1]
     f = logits[:, 1:] - logits[:, :1]
@@ -53,7 +53,8 @@ def deepfool_step(logits: torch.Tensor, grads: torch.Tensor, norm: str) -> torch
 class L2DeepFool(MinimalPerturbationAttack):
     """ℓ2 DeepFool: step to the nearest linearised class boundary until the decision flips.
 
-    Moosavi-Dezfooli, Fawzi & Frossard, CVPR 2016, Algorithm 2; spec §4a. Starting from
+    Moosavi-Dezfooli, Fawzi & Frossard, CVPR 2016, Algorithm 2; docs/algorithms.md, DeepFool.
+    Starting from
     the clean decision ``c = k̂(x)`` (``y`` is not used), each iteration linearises the
     logits of the candidate classes, steps to the nearest boundary (:func:`deepfool_step`,
     plus 1e-4 slack), accumulates ``r_tot`` and sets ``x_{i+1} = clip(x + (1 + η)·r_tot)``.
@@ -122,7 +123,8 @@ class L2DeepFool(MinimalPerturbationAttack):
 class LinfDeepFool(L2DeepFool):
     """ℓ∞ DeepFool: target ``argmin_k |f'_k|/‖w_k‖₁``, step ``(|f'_l|/‖w_l‖₁)·sign(w_l)``.
 
-    Moosavi-Dezfooli et al. 2016, the ℓp extension with p = ∞; spec §4a. Everything
+    Moosavi-Dezfooli et al. 2016, the ℓp extension with p = ∞; docs/algorithms.md, DeepFool.
+    Everything
     else, defaults included, as :class:`L2DeepFool`.
     """
 

@@ -16,7 +16,7 @@ from robustcompress.attacks.ops import gradient_sign, loss_gradient
 class FGSM(FixedEpsilonAttack):
     """FGSM: ``x_adv = clip(x + ε·sign(∇_x J(x, y)))`` with ``J`` the cross-entropy of the logits.
 
-    Goodfellow, Shlens & Szegedy, ICLR 2015, §4; spec §4c. For a linear binary
+    Goodfellow, Shlens & Szegedy, ICLR 2015, §4; docs/algorithms.md, FGSM. For a linear binary
     classifier ``sign(wᵀx)`` with labels ``y ∈ {−1, +1}`` this is the optimal ℓ∞ attack
     ``η = −y·ε·sign(w)`` of Langenberg et al. 2019 (proof of Theorem 1).
 

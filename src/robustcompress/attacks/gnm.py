@@ -30,7 +30,7 @@ def gnm_target_scores(
 
     For every class j, ``m_j = f_k − f_j`` and ``g_j = ∇f_k − ∇f_j``; the smallest
     margin a step of size ``step`` in ``norm`` can reach is ``m_j − step·‖g_j‖_q`` with q
-    the dual exponent (Balda et al. 2018, Algorithm 1; spec §1). Returns the scores
+    the dual exponent (Balda et al. 2018, Algorithm 1; docs/algorithms.md, GNM). Returns the scores
     ``N×K`` (``+inf`` at ``j = k``) and ``g`` of shape ``N×K×…``.
     """
     index = k[:, None]
@@ -58,7 +58,7 @@ def gnm_direction(
 class GNM(FixedEpsilonAttack):
     """GNM: T steps of ε/T, each toward the class whose linearised margin falls lowest.
 
-    Balda, Behboodi & Mathar 2018 (arXiv 1803.03607, Algorithm 1); spec §1. With the
+    Balda, Behboodi & Mathar 2018 (arXiv 1803.03607, Algorithm 1); docs/algorithms.md, GNM. With the
     clean decision ``k = k̂(x)`` held fixed, at every iterate ``x_t`` and for every
     ``j ≠ k``: ``m_j = f_k(x_t) − f_j(x_t)``, ``g_j = ∇f_k(x_t) − ∇f_j(x_t)``, target
     ``l = argmin_j (m_j − (ε/T)‖g_j‖_q)``, step ``x_{t+1} = x_t − (ε/T)·u_p(g_l)`` with the

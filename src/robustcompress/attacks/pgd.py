@@ -45,7 +45,7 @@ def pgd(
     One run: ``x⁰ = clip(x + U(B_ε))`` (random start) or ``x⁰ = x``, then
     ``x^{t+1} = clip(x + Π_ε(x^t + α·u_p(∇J(x^t, y)) − x))`` for ``t < steps``, where
     ``u_p`` is the dual-norm maximiser (``sign`` for ℓ∞, ``g/‖g‖₂`` for ℓ2) and ``Π_ε`` the
-    projection onto the ε-ball (Madry et al. 2018, §2.1; spec §4e).
+    projection onto the ε-ball (Madry et al. 2018, §2.1; docs/algorithms.md, PGD).
 
     Keeping the strongest of several runs, per sample: a misclassified result
     (``argmax f ≠ y``) is kept as soon as one is found (first success wins); until then
@@ -83,7 +83,8 @@ def pgd(
 class LinfPGD(FixedEpsilonAttack):
     """ℓ∞ PGD: ``x^{t+1} = Π(x^t + α·sign(∇_x J(x^t, y)))``, Π = clip to ``[x−ε, x+ε] ∩ [0,1]``.
 
-    Madry et al., ICLR 2018; spec §4e. Defaults are those of the core paper, Langenberg
+    Madry et al., ICLR 2018; docs/algorithms.md, PGD. Defaults are those of the core paper,
+    Langenberg
     et al. 2019 §5: ``eps = 0.05``, ``steps = 20`` (T), ``alpha = 0.005`` (so the path
     can reach the corner of the ε-ball twice over).
 
@@ -156,7 +157,8 @@ class LinfPGD(FixedEpsilonAttack):
 class L2PGD(LinfPGD):
     """ℓ2 PGD: step ``α·g/‖g‖₂``, projection ``δ ← δ·min(1, ε/‖δ‖₂)``, then clip to [0,1].
 
-    Madry et al., ICLR 2018; spec §4e. Defaults ``eps = 1.0`` (an ℓ2 radius comparable to
+    Madry et al., ICLR 2018; docs/algorithms.md, PGD. Defaults ``eps = 1.0`` (an ℓ2 radius
+    comparable to
     ε∞ ≈ 0.05 spread over the ~400 active pixels of an MNIST digit), ``steps = 20``,
     ``alpha = 0.1`` (= 2ε/T, so the budget can be crossed twice, like the ℓ∞ defaults).
     The random start is uniform in the ℓ2 ball. Otherwise as :class:`LinfPGD`.

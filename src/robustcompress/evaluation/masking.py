@@ -61,7 +61,8 @@ LARGE_EPS_MIN_FOOLING = 0.95
 MONOTONE_TOLERANCE = 0.02
 
 #: Settings of the reference PGD run when no iterative ℓ∞ attack was requested:
-#: 10 steps of α = 2.5·ε/10 (spec §4e recommends α ≈ 2.5ε/steps), no random start.
+#: 10 steps of α = 2.5·ε/10 (α ≈ 2.5ε/steps, so the steps can cross the ball; see
+#: docs/algorithms.md, PGD), no random start.
 REFERENCE_PGD_STEPS = 10
 
 

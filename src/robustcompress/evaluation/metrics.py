@@ -3,7 +3,7 @@
 Every function takes per-sample arrays (NumPy arrays or CPU tensors of length N, the
 number of test inputs) and returns a number or an array; none of them touches a model.
 Which inputs form the denominator is part of each definition and is stated in each
-docstring (spec §4f: "always state which denominator is used"):
+docstring (see docs/algorithms.md, Fooling ratio):
 
 * :func:`fooling_ratio` — among the *correctly classified* inputs;
 * :func:`accuracy` / :func:`adversarial_accuracy` — over *all* inputs;
@@ -76,7 +76,8 @@ def accuracy(pred: Any, labels: Any) -> float:
 def adversarial_accuracy(pred_adv: Any, labels: Any) -> float:
     """Accuracy on adversarial inputs over *all* test points, ``mean_n 1[k̂(x_adv,n) = y_n]``.
 
-    Spec §4f. Unlike the fooling ratio, misclassified clean inputs count (as errors
+    See docs/algorithms.md, Fooling ratio. Unlike the fooling ratio, misclassified clean inputs
+    count (as errors
     unless the attack happens to fix them), so ``adversarial_accuracy ≤ 1 − FR·acc``
     up to such fixes.
     """
@@ -88,7 +89,8 @@ def fooling_ratio(pred_clean: Any, pred_adv: Any, labels: Any) -> float:
 
     ``FR = |{n ∈ S : k̂(x_adv,n) ≠ k̂(x_n)}| / |S|`` with ``S = {n : k̂(x_n) = y_n}``
     (Langenberg et al. 2019, §5: "the percentage of inputs, among the correctly
-    classified ones, whose classification outcome changes"; spec §4f). On S a changed
+    classified ones, whose classification outcome changes"; docs/algorithms.md, Fooling ratio). On
+    S a changed
     prediction is a wrong one, so FR is also the error rate on S. Returns NaN when no
     input is classified correctly (the ratio is undefined).
     """
@@ -122,10 +124,10 @@ def mean_relative_perturbation(delta_norms: Any, x_norms: Any, mask: Any) -> flo
 
     * DeepFool's robustness ``ρ_adv = mean ‖r̂(x)‖₂/‖x‖₂`` (Moosavi-Dezfooli et al.
       2016, eq. (15)) for a minimal-perturbation attack, averaged over fooled points
-      as Balda et al.'s code does (spec §4f);
+      as Balda et al.'s code does (docs/algorithms.md, Fooling ratio);
     * the brief's reading of Guo et al.'s (2018) ``r₂`` (DeepFool / C&W) and ``r∞``
       (FGS / rFGS with the smallest successful ε per input, see
-      :func:`smallest_fooling_eps`), spec §7.
+      :func:`smallest_fooling_eps`), docs/algorithms.md, Perturbation sizes.
 
     Guo et al.'s eq. (5) literally defines ``r∞`` as the accuracy under FGS (our
     :func:`adversarial_accuracy`) and ``r₂ = E[1(y = ŷ)·‖x̃ − x‖₂]`` over *all* inputs
@@ -165,7 +167,7 @@ def within_budget(pred_clean: Any, pred_adv: Any, delta_norms: Any, eps: float) 
     Where the found perturbation is larger than ε, the input is left clean (so its
     prediction is ``k̂(x)``). Feeding the result to :func:`fooling_ratio` gives
     ``FR(ε) = |{n ∈ S : success and ‖r_n‖ ≤ ε}| / |S|``, how DeepFool curves are drawn
-    from one unbounded run (spec §4f).
+    from one unbounded run (docs/algorithms.md, Fooling ratio).
     """
     clean, adv = _vector(pred_clean, "pred_clean"), _vector(pred_adv, "pred_adv")
     d = _vector(delta_norms, "delta_norms")
@@ -178,7 +180,8 @@ def smallest_fooling_eps(eps: Any, fooled_at: Any) -> np.ndarray:
 
     ``fooled_at`` is a boolean array of shape ``len(eps) × N``; the result has length N
     with ``inf`` where no ε on the grid fools the input. On a fine grid this is the
-    per-sample bisection of spec §7 (Guo et al.'s minimal ε for single-step attacks) up
+    per-sample bisection of docs/algorithms.md, Perturbation sizes (Guo et al.'s minimal ε for
+    single-step attacks) up
     to the grid spacing, and costs nothing extra once the curve has been computed.
     """
     grid = np.asarray(eps, dtype=float)

@@ -76,8 +76,10 @@ class Nuclear(PerMatrixRegularizer):
     """``L_nuclear = Σ_i λ_{*,i} ‖W_i‖_*``, the low-rank-promoting penalty of eq. (6).
 
     The nuclear norm is the convex relaxation of the rank. Convolutions enter through
-    the reshaped kernel W̃ = c_out × (c_in·k_h·k_w) (Appendix B: W = W̃ ⊗ I has the
-    same effective rank as W̃).
+    the reshaped kernel W̃ = c_out × (c_in·k_h·k_w), as in the paper's Appendix B. The
+    paper argues that W = W̃ ⊗ I_m has the same effective rank as W̃; in fact
+    r(W̃ ⊗ I_m) = √m · r(W̃) (the nuclear norm grows by m, the Frobenius norm by √m),
+    so the penalty on W̃ is the one on W up to the constant factor m.
 
     Args:
         lam: λ_{*,i} ≥ 0, a float for every weight matrix or a mapping ``{"W2": 0.05}``

@@ -22,7 +22,8 @@ size). Real layers differ:
 * zero padding p and any stride: the layer's output is a sub-sampled crop of the
   circular convolution on an (n + 2p)-grid applied to the zero-embedded input, so
   the circular norm on that grid is an *upper bound* on the layer's norm
-  (p = (k−1)/2, "same" padding, gives the n + k − 1 grid of algorithms.md §8);
+  (p = (k−1)/2, "same" padding, gives the n + k − 1 grid of docs/algorithms.md, Convolution
+  operator norms via FFT);
 * circular padding with output size n and stride 1: exact on the n-grid.
 
 :func:`conv_layer_spectral_norm` applies these rules to an ``nn.Conv2d``. Values
@@ -60,7 +61,8 @@ def conv_spectral_norm(kernel: torch.Tensor, input_size: int | Sequence[int]) ->
     Equals ``conv_operator_singular_values(kernel, input_size)[0]`` but only
     visits half the frequencies: for a real kernel P(−u, −v) is the complex
     conjugate of P(u, v), so ``rfft2`` suffices. Related to the reshaped-kernel
-    norm by ‖W̃‖₂ ≤ σ_conv ≤ √(k_h·k_w)·‖W̃‖₂ (algorithms.md §8).
+    norm by ‖W̃‖₂ ≤ σ_conv ≤ √(k_h·k_w)·‖W̃‖₂ (docs/algorithms.md, Convolution operator norms via
+    FFT).
     """
     transfer = _transfer_matrices(kernel, input_size, half=True)
     return float(torch.linalg.matrix_norm(transfer, ord=2).max())

@@ -4,7 +4,7 @@ Langenberg et al. 2019 (§4, Figure 2) track I(x; t_i) for the FCNN's hidden
 representations t_1 … t_{m−1} of the Markov chain (x, y) → t_1 → … → t_{m−1} → ŷ
 (their eq. 4) with "the KDE method … with a noise variance of σ² = 0.1", which gives
 a lower and an upper bound rather than a single number. This module implements that
-method; the notes are in ``specs/algorithms.md`` §2.
+method; the notes are in ``docs/algorithms.md`` (KDE mutual-information bounds).
 
 Model. A deterministic layer has infinite I(X; T) for continuous X, so noise is
 added: for activations h_1 … h_N ∈ R^d of N fixed inputs (X uniform over them),
@@ -39,7 +39,8 @@ whose maximum is known in advance: the self-term j = i has D_ii = 0 (set exactly
 every other exponent −D_ij/c is ≤ 0, so the shift is 0, the sum is ≥ 1 and its log is
 never −∞ — the reason the self-term is kept.
 
-Caveats (spec §2). The bounds depend on the activation scale relative to σ: I_up
+Caveats (docs/algorithms.md, KDE mutual-information bounds). The bounds depend on the activation
+scale relative to σ: I_up
 saturates at ln N once the spread of the activations is ≫ σ (wide ReLU layers), and
 shrinking or growing the weights moves the estimates without any change of the
 function's information content. Compare runs only at fixed N and σ², and log the
@@ -192,7 +193,8 @@ def mutual_information_label(
       upper (two lower) bounds, so they are estimates, not bounds.
     * ``lower`` = Ĥ_BD(T) − Σ p_y Ĥ_KL(T|y) ≤ I(T; Y) ≤ Ĥ_KL(T) − Σ p_y Ĥ_BD(T|y) =
       ``upper``: a lower bound on H(T) minus an upper bound on H(T|Y) and vice versa
-      (spec §2, ours). The d-dependent constants cancel in all four.
+      (docs/algorithms.md, KDE mutual-information bounds, ours). The d-dependent constants cancel
+      in all four.
 
     Both estimates are ≤ H(Y) = −Σ p_y ln p_y. The bracket is reported as computed;
     max(0, lower) and min(upper, H(Y), upper bound on I(X; T)) are also valid

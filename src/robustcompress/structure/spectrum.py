@@ -99,8 +99,9 @@ def numerical_rank(W: torch.Tensor, energy: float = DEFAULT_ENERGY) -> int:
 def singular_value_std(W: torch.Tensor) -> float:
     """Standard deviation of the singular values, √((1/p) Σ_i (σ_i − σ̄)²).
 
-    The statistic of the ICLR 2020 submission "Adversarial robustness as a
-    regularizer" (Figs. 1a, 5c-d, App. B.2), which reports that stronger
+    The statistic of the ICLR 2020 submission "Towards understanding the
+    regularization of adversarial robustness on neural networks" (Figs. 1a, 5c-d,
+    App. B.2), which reports that stronger
     adversarial training lowers it in most layers. The paper plots the plain
     standard deviation of all singular values of each weight matrix: it does not
     normalise by σ_max or by the mean (its App. B.2 notes the values are "around 1"
