@@ -59,7 +59,11 @@ def test_corrupt_download_leaves_nothing_behind(tmp_path: Path) -> None:
     assert fetch.calls == list(SPEC.urls)
 
 
-@pytest.mark.parametrize("served", [b"not gzip at all", gzip.compress(b"wrong tar")])
+@pytest.mark.parametrize(
+    "served",
+    [b"not gzip at all", gzip.compress(b"wrong tar", mtime=0)],
+    ids=["not-gzip", "gzip-not-tar"],
+)
 def test_corrupt_archive_download_is_rejected(tmp_path: Path, served: bytes) -> None:
     good = gzip.compress(b"the archive", mtime=0)
     spec = FileSpec(

@@ -115,7 +115,7 @@ def run(args: argparse.Namespace) -> int:
     model, description, default_data = target.model, target.description, target.default_dataset
     if default_data is None and not args.data:
         raise ConfigError(f"checkpoint {args.target!r} names no data set: pass --data")
-    dataset_name = args.data or default_data
+    dataset_name = str(args.data or default_data)
     dataset = load_dataset(dataset_name, args.split, limit=args.limit, seed=args.seed)
     attacks = build_attacks(args)
     record = evaluate(

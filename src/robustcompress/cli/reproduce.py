@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 from typing import Any
 
 from robustcompress.cli.output import add_json_flag, print_json, print_table
@@ -107,7 +108,7 @@ def handle(args: argparse.Namespace) -> int:
     return 1 if result.errors else 0
 
 
-def build_report(directory: object) -> Any:
+def build_report(directory: str | Path) -> Any:
     """``robustcompress.reporting.make_report(directory)``, or None with a note if the
     reporting module cannot be imported."""
     try:

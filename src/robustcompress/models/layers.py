@@ -31,6 +31,9 @@ def activation(name: str) -> nn.Module:
 class Normalize(nn.Module):
     """Per-channel ``(x − mean) / std`` inside the model, so attacks stay in [0, 1]."""
 
+    mean: torch.Tensor
+    std: torch.Tensor
+
     def __init__(self, mean: Sequence[float], std: Sequence[float]) -> None:
         super().__init__()
         self.register_buffer("mean", torch.tensor(list(mean)).view(1, -1, 1, 1))
