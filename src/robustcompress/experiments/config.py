@@ -16,6 +16,15 @@ tracked during training, a seed and a device::
     tracking: {every: 100, eval_size: 500}
     seed: 0
 
+The **optimizer** section (:class:`OptimizerConfig`) is SGD by default
+(``name: sgd``: ``lr``, ``momentum``, ``nesterov``, ``weight_decay``), or Adam
+(Kingma & Ba 2015; ``name: adam``: ``lr``, ``betas`` (default ``[0.9, 0.999]``),
+``eps`` (default ``1e-8``), ``weight_decay`` as an L2 term added to the gradient,
+as in :class:`torch.optim.Adam`); both share ``batch_size``, ``epochs`` and
+``schedule``. SGD settings given to Adam (or the reverse) are errors.
+:meth:`OptimizerConfig.build` is the one place these settings become a torch
+optimiser; the runner hands it to the trainer.
+
 Defaults that depend on the model follow §5 of the paper (:data:`PAPER_OPTIMIZER`):
 FCNN lr 0.001, batch 128 (from scratch and fine-tuning); CNN lr 0.01 from scratch,
 0.001 when fine-tuning, batch 64. The data set defaults to the model's
@@ -50,7 +59,7 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import (
@@ -64,6 +73,11 @@ from pydantic import (
 )
 
 from robustcompress.errors import ConfigError, RobustCompressError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    import torch
 
 PAPER_OPTIMIZER: dict[str, dict[str, float | int]] = {
     "fcnn": {"lr": 0.001, "finetune_lr": 0.001, "batch_size": 128},
@@ -183,16 +197,29 @@ class ScheduleConfig(_Section):
     gamma: float = Field(default=0.1, gt=0, le=1, description="decay factor (step)")
 
 
-class OptimizerConfig(_Section):
-    """SGD settings; ``lr`` and ``batch_size`` default to the paper's (:data:`PAPER_OPTIMIZER`)."""
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
 
-    name: Literal["sgd"] = "sgd"
+
+class OptimizerConfig(_Section):
+    """SGD (default) or Adam, batch size, epochs and schedule (see the module docstring).
+
+    ``lr`` and ``batch_size`` default to the paper's (:data:`PAPER_OPTIMIZER`).
+    ``momentum`` and ``nesterov`` are SGD's; ``betas`` and ``eps`` are Adam's (they
+    keep their defaults under SGD). :meth:`build` makes the torch optimiser.
+    """
+
+    name: Literal["sgd", "adam"] = "sgd"
     lr: float | None = Field(
         default=None, gt=0, description="learning rate; default from the paper"
     )
     momentum: float = Field(default=0.0, ge=0, lt=1)
     nesterov: bool = False
     weight_decay: float = Field(default=0.0, ge=0)
+    betas: tuple[float, float] = added_field(
+        ADAM_BETAS, description="Adam: decay rates (β1, β2) of the moment estimates, in [0, 1)"
+    )
+    eps: float = added_field(ADAM_EPS, gt=0, description="Adam: ε added to the denominator")
     batch_size: int | None = Field(default=None, gt=0, description="default from the paper")
     epochs: int = Field(default=10, gt=0)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
@@ -201,6 +228,54 @@ class OptimizerConfig(_Section):
     @classmethod
     def _schedule_shorthand(cls, value: Any) -> Any:
         return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in value):
+            raise ValueError(f"both betas must be in [0, 1) (got {list(value)})")
+        return value
+
+    @model_validator(mode="after")
+    def _settings_fit_the_optimizer(self) -> OptimizerConfig:
+        if self.name == "adam" and (self.momentum or self.nesterov):
+            raise ValueError(
+                "momentum and nesterov are SGD settings (Adam's momentum is betas[0]): "
+                "remove them or set name: sgd"
+            )
+        if self.name == "sgd" and (tuple(self.betas) != ADAM_BETAS or self.eps != ADAM_EPS):
+            raise ValueError("betas and eps are Adam settings: set name: adam or remove them")
+        if self.nesterov and not self.momentum:
+            raise ValueError("nesterov needs momentum > 0")
+        return self
+
+    def build(self, parameters: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+        """The torch optimiser these settings describe, over ``parameters``.
+
+        The one mapping from this section to torch (the runner passes this method to
+        the trainer as its optimiser factory); the learning rate is the initial one,
+        which the trainer's schedule then scales.
+        """
+        import torch
+
+        if self.lr is None:
+            raise ConfigError("optimizer.lr: no learning rate (a RunConfig fills in the paper's)")
+        params = list(parameters)
+        if self.name == "adam":
+            return torch.optim.Adam(
+                params,
+                lr=self.lr,
+                betas=(float(self.betas[0]), float(self.betas[1])),
+                eps=self.eps,
+                weight_decay=self.weight_decay,
+            )
+        return torch.optim.SGD(
+            params,
+            lr=self.lr,
+            momentum=self.momentum,
+            nesterov=self.nesterov,
+            weight_decay=self.weight_decay,
+        )
 
 
 class RegularizerConfig(_Section):

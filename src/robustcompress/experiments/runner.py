@@ -173,7 +173,10 @@ def _train(
     progress: bool | None,
     echo: bool,
 ) -> None:
-    """Build data, model, regularizers, attacks and trackers; train; write summary.json."""
+    """Build data, model, regularizers, attacks and trackers; train; write summary.json.
+
+    The optimiser comes from :meth:`~robustcompress.experiments.config.OptimizerConfig.build`.
+    """
     from robustcompress import attacks
     from robustcompress.data import load_dataset
     from robustcompress.models import create_model
@@ -243,14 +246,10 @@ def _train(
                 )
             )
         opt = config.optimizer
-        assert opt.lr is not None and opt.batch_size is not None
+        assert opt.batch_size is not None
         settings = TrainingSettings(
             epochs=opt.epochs,
             batch_size=opt.batch_size,
-            lr=opt.lr,
-            momentum=opt.momentum,
-            nesterov=opt.nesterov,
-            weight_decay=opt.weight_decay,
             schedule=opt.schedule.name,
             step_size=opt.schedule.step_size,
             gamma=opt.schedule.gamma,
@@ -263,6 +262,7 @@ def _train(
             model,
             train,
             settings,
+            optimizer=opt.build,
             run_dir=run_dir,
             eval_data=(evaluation.images, evaluation.labels),
             regularizers=regularizers,

@@ -1,11 +1,15 @@
-"""The trainer: natural, adversarial, regularized and fine-tuning runs with SGD.
+"""The trainer: natural, adversarial, regularized and fine-tuning runs.
 
 Set-up of Langenberg et al. 2019, §5: stochastic gradient descent on the
 cross-entropy plus the weight regularizers of eq. (8); FCNN on MNIST with learning
 rate 0.001 and batch size 128, CNN on Fashion-MNIST with batch size 64 and learning
-rate 0.01 from scratch or 0.001 when fine-tuning. Momentum, weight decay, the
-learning-rate schedule and the number of epochs are settings (defaults live in the
-experiment config schema, :mod:`robustcompress.experiments.config`).
+rate 0.01 from scratch or 0.001 when fine-tuning. The trainer takes the optimiser
+as a factory ``optimizer(parameters) -> torch.optim.Optimizer``; in experiments it
+is :meth:`robustcompress.experiments.config.OptimizerConfig.build` (SGD or Adam,
+the one place where the config's optimiser settings meet torch). The
+learning-rate schedule and the number of epochs are :class:`TrainingSettings`
+(defaults live in the experiment config schema,
+:mod:`robustcompress.experiments.config`).
 
 One optimiser step at global step ``t`` (1-based):
 
@@ -42,7 +46,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -84,6 +88,9 @@ from robustcompress.training.trackers import (
 
 SCHEDULES = ("none", "step", "cosine")
 
+OptimizerFactory = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
+"""Builds the optimiser over the trainable parameters."""
+
 
 def learning_rate(
     base_lr: float,
@@ -116,19 +123,16 @@ def learning_rate(
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    """Optimisation and bookkeeping settings of one training run.
+    """The loop's settings of one training run (the optimiser's own are in its factory).
 
-    ``track_every`` and ``checkpoint_every`` count optimiser steps; 0 means "at
-    epoch ends only". The defaults here are neutral; the paper's defaults are in the
-    experiment config schema.
+    ``schedule``, ``step_size`` and ``gamma`` scale each parameter group's initial
+    learning rate (:func:`learning_rate`). ``track_every`` and ``checkpoint_every``
+    count optimiser steps; 0 means "at epoch ends only". The defaults here are
+    neutral; the paper's defaults are in the experiment config schema.
     """
 
     epochs: int
     batch_size: int
-    lr: float
-    momentum: float = 0.0
-    nesterov: bool = False
-    weight_decay: float = 0.0
     schedule: str = "none"
     step_size: int = 1
     gamma: float = 0.1
@@ -141,8 +145,6 @@ class TrainingSettings:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"training: {name} must be ≥ 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ConfigError(f"training: lr must be > 0, got {self.lr}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(
                 f"training: unknown schedule {self.schedule!r}: choose one of {SCHEDULES}"
@@ -222,7 +224,11 @@ class Trainer:
         model: built with :func:`robustcompress.models.create_model` (its registry
             name and kwargs go into checkpoints so :func:`~.checkpoint.load_model` works).
         train_data: an :class:`~robustcompress.data.ArrayDataset`.
-        settings: optimisation and bookkeeping settings.
+        settings: the loop's settings (epochs, batch size, schedule, bookkeeping).
+        optimizer: builds the optimiser from the list of trainable parameters, e.g.
+            ``OptimizerConfig(name="adam", lr=1e-3).build`` or
+            ``lambda ps: torch.optim.SGD(ps, lr=0.1)``; the schedule scales the
+            learning rate each parameter group starts with.
         run_dir: receives ``metrics.jsonl`` and ``checkpoints/``; an existing
             checkpoint there is resumed.
         eval_data: ``(images, labels)`` of the fixed evaluation subset.
@@ -243,6 +249,7 @@ class Trainer:
         train_data: Any,
         settings: TrainingSettings,
         *,
+        optimizer: OptimizerFactory,
         run_dir: str | Path,
         eval_data: tuple[torch.Tensor, torch.Tensor] | None = None,
         regularizers: Sequence[Regularizer] = (),
@@ -287,13 +294,8 @@ class Trainer:
             raise ConfigError("trackers need eval_data (images, labels) to measure on")
         self.metadata = dict(metadata or {})
         self.reporter = reporter or Reporter(RunLog(self.run_dir / "log.txt"))
-        self.optimizer = torch.optim.SGD(
-            self.model.parameters(),
-            lr=settings.lr,
-            momentum=settings.momentum,
-            nesterov=settings.nesterov,
-            weight_decay=settings.weight_decay,
-        )
+        self.optimizer = optimizer(list(self.model.parameters()))
+        self.base_lrs = [float(group["lr"]) for group in self.optimizer.param_groups]
         self.steps_per_epoch = math.ceil(len(train_data) / settings.batch_size)
         self.total_steps = self.steps_per_epoch * settings.epochs
         self.position = _Position()
@@ -339,10 +341,13 @@ class Trainer:
             self._writer.close()
 
     def current_lr(self) -> float:
-        """η for the next optimiser step."""
+        """η for the next optimiser step (of the first parameter group)."""
+        return self._scheduled_lr(self.base_lrs[0])
+
+    def _scheduled_lr(self, base_lr: float) -> float:
         s = self.settings
         return learning_rate(
-            s.lr,
+            base_lr,
             self.position.step,
             schedule=s.schedule,
             steps_per_epoch=self.steps_per_epoch,
@@ -398,8 +403,8 @@ class Trainer:
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         pos = self.position
         lr = self.current_lr()
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+            group["lr"] = self._scheduled_lr(base_lr)
         step = pos.step + 1
         x_adv = None
         if self.adversarial is not None:
