@@ -2,8 +2,8 @@
 
 A run config names a data set and subset, a model, how it is trained (natural or
 adversarial, optionally fine-tuned from another run), the optimiser, the weight
-regularizers of Langenberg et al. 2019, eq. (8) with λ per weight matrix, what is
-tracked during training, a seed and a device::
+regularizers of Langenberg et al. 2019, eq. (8) with λ per weight matrix, training
+extras, what is tracked during training, a seed and a device::
 
     name: fcnn-nuclear
     data: {dataset: mnist, limit: 10000}
@@ -13,6 +13,8 @@ tracked during training, a seed and a device::
     regularizers:
       nuclear: {lam: {W1: 0.01}}
     proximal: false
+    extras:                            # optional; none by default
+      - {name: magnitude_pruning, sparsity: 0.5, start_epoch: 2, end_epoch: 6}
     tracking: {every: 100, eval_size: 500}
     seed: 0
 
@@ -25,6 +27,12 @@ as in :class:`torch.optim.Adam`); both share ``batch_size``, ``epochs`` and
 :meth:`OptimizerConfig.build` is the one place these settings become a torch
 optimiser; the runner hands it to the trainer.
 
+**Extras** (``extras``, :class:`ExtraConfig`) are training callbacks from the
+registry :mod:`robustcompress.training.extras` (``list_extras()``): each item is
+``{name: <registered extra>, <setting>: <value>, ...}``, applied in list order.
+Their state (masks, counters, RNG states) is saved in every checkpoint, so a
+resumed run continues exactly.
+
 Defaults that depend on the model follow §5 of the paper (:data:`PAPER_OPTIMIZER`):
 FCNN lr 0.001, batch 128 (from scratch and fine-tuning); CNN lr 0.01 from scratch,
 0.001 when fine-tuning, batch 64. The data set defaults to the model's
@@ -36,7 +44,7 @@ one-line :class:`~robustcompress.errors.ConfigError` naming the file, the key pa
 and what is allowed, e.g. ``config.yaml: optimizer.lr: must be > 0 (got -1)``.
 :func:`check_against_model` then checks what needs the model: weight-matrix names
 in λ, regularizers that do not apply (joint on a CNN), model options, attack
-settings.
+settings, extra names and settings.
 
 The **config hash** (:func:`config_hash`) names the run directory
 ``<name>-<hash>``. It covers everything that changes results: data, model,
@@ -320,6 +328,22 @@ def _check_lambda(value: Any, what: str) -> float:
     return float(number)
 
 
+class ExtraConfig(BaseModel):
+    """One training extra: ``name`` (registered in :mod:`robustcompress.training.extras`)
+    and its settings as the other keys, e.g. ``{name: magnitude_pruning, sparsity: 0.5}``.
+
+    The settings are checked against the extra by :func:`check_against_model`.
+    """
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    name: str = Field(description="registered extra (robustcompress.training.list_extras())")
+
+    def settings(self) -> dict[str, Any]:
+        """The extra's settings: every key but ``name``."""
+        return dict(self.model_extra or {})
+
+
 class MutualInformationConfig(_Section):
     """KDE bounds on I(X; T_i) and I(T_i; Y) per hidden layer over training (Figure 2).
 
@@ -377,6 +401,10 @@ class RunConfig(_Section):
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     regularizers: dict[str, RegularizerConfig] = Field(default_factory=dict)
     proximal: bool = Field(default=False, description="apply ℓ1/nuclear as proximal steps")
+    extras: list[ExtraConfig] = added_field(
+        default_factory=list,
+        description="training extras, in order: [{name: <extra>, <setting>: <value>, ...}]",
+    )
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     seed: int = Field(default=0, ge=0)
@@ -550,13 +578,15 @@ def check_against_model(config: RunConfig) -> None:
     Model name and options, the data set name, each regularizer's name, λ keys
     (weight-matrix names W1…Wm, module paths or 1-based indices) and applicability
     (joint needs a chain of linear layers), the adversarial and tracked attacks and
-    their settings, and the structure measures.
+    their settings, the structure measures, and each extra's name and settings
+    (built and set up on a fresh model).
     """
     from robustcompress import attacks
     from robustcompress.attacks import FixedEpsilonAttack
     from robustcompress.data import list_datasets
     from robustcompress.models import create_model
     from robustcompress.regularizers import build_regularizer
+    from robustcompress.training.extras import SettingError, build_extra
     from robustcompress.training.trackers import STRUCTURE_MEASURES
 
     src = config.source
@@ -609,6 +639,13 @@ def check_against_model(config: RunConfig) -> None:
             "tracking.structure",
             f"unknown measure(s) {', '.join(unknown)} (allowed: {', '.join(STRUCTURE_MEASURES)})",
         )
+    for index, extra in enumerate(config.extras):
+        try:
+            build_extra(extra.name, **extra.settings()).setup(model)
+        except SettingError as exc:
+            raise fail(f"extras.{index}.{exc.setting}", exc.problem) from None
+        except RobustCompressError as exc:
+            raise fail(f"extras.{index}", exc) from None
 
 
 # ------------------------------------------------------------------ hashing

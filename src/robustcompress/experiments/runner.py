@@ -173,9 +173,10 @@ def _train(
     progress: bool | None,
     echo: bool,
 ) -> None:
-    """Build data, model, regularizers, attacks and trackers; train; write summary.json.
+    """Build data, model, regularizers, attacks, trackers and extras; train; write summary.json.
 
-    The optimiser comes from :meth:`~robustcompress.experiments.config.OptimizerConfig.build`.
+    The optimiser comes from :meth:`~robustcompress.experiments.config.OptimizerConfig.build`
+    and the extras from :func:`robustcompress.training.extras.build_extra`.
     """
     from robustcompress import attacks
     from robustcompress.data import load_dataset
@@ -189,6 +190,7 @@ def _train(
         StructureTracker,
         Trainer,
         TrainingSettings,
+        build_extra,
         derive_seed,
         load_weights,
         make_reporter,
@@ -245,6 +247,7 @@ def _train(
                     (sample.images, sample.labels), noise_variance=information.noise_variance
                 )
             )
+        extras = [build_extra(e.name, **e.settings()) for e in config.extras]
         opt = config.optimizer
         assert opt.batch_size is not None
         settings = TrainingSettings(
@@ -268,6 +271,7 @@ def _train(
             regularizers=regularizers,
             adversarial=adversarial,
             trackers=trackers,
+            callbacks=extras,
             device=torch_device,
             metadata={"name": config.name, "hash": digest, "config": config.to_dict()},
             reporter=reporter,
