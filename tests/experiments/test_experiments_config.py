@@ -59,8 +59,8 @@ def test_explicit_values_win_and_adversarial_defaults() -> None:
         (
             {"regularisers": {}},
             "config.yaml: unknown key 'regularisers' (did you mean 'regularizers'? allowed: "
-            "checkpoint, data, device, model, name, optimizer, proximal, regularizers, seed, "
-            "tracking, training)",
+            "checkpoint, data, device, extras, model, name, optimizer, proximal, regularizers, "
+            "seed, tracking, training)",
         ),
         (
             {"regularizers": {"nuclear": {"lam": {"W1": -0.1}}}},

@@ -9,6 +9,7 @@ from typing import Any
 import pytest
 import torch
 
+from robustcompress.experiments.config import OptimizerConfig
 from robustcompress.models import create_model
 from robustcompress.training import CleanTracker, StructureTracker, Trainer, TrainingSettings
 
@@ -37,17 +38,22 @@ def make_trainer(
     """``make_trainer(run_dir=..., model_kwargs=..., **settings/trainer kwargs)``.
 
     Defaults: FCNN 784→16→16→10, 2 epochs of batch 32 (4 steps each), SGD lr 0.1 with
-    momentum 0.9, clean + structure trackers.
+    momentum 0.9, clean + structure trackers. Optimiser keys (``lr``, ``momentum``,
+    ``name``, ...) build an :class:`OptimizerConfig`, unless ``optimizer`` is given.
     """
 
     def build(
         run_dir: Path | None = None, model_kwargs: dict[str, Any] | None = None, **kw: Any
     ) -> Trainer:
         fields = set(TrainingSettings.__dataclass_fields__)
-        settings = {"epochs": 2, "batch_size": 32, "lr": 0.1, "momentum": 0.9}
+        optimizer_keys = set(OptimizerConfig.model_fields) - fields
+        settings = {"epochs": 2, "batch_size": 32}
         settings.update({k: v for k, v in kw.items() if k in fields})
-        options = {k: v for k, v in kw.items() if k not in fields}
+        optimizer = {"lr": 0.1, "momentum": 0.9}
+        optimizer.update({k: v for k, v in kw.items() if k in optimizer_keys})
+        options = {k: v for k, v in kw.items() if k not in fields | optimizer_keys}
         options.setdefault("trackers", [CleanTracker(), StructureTracker()])
+        options.setdefault("optimizer", OptimizerConfig(**optimizer).build)
         torch.manual_seed(0)
         model = create_model("fcnn", **({"hidden": (16, 16)} | (model_kwargs or {})))
         return Trainer(

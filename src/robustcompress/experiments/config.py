@@ -2,8 +2,8 @@
 
 A run config names a data set and subset, a model, how it is trained (natural or
 adversarial, optionally fine-tuned from another run), the optimiser, the weight
-regularizers of Langenberg et al. 2019, eq. (8) with λ per weight matrix, what is
-tracked during training, a seed and a device::
+regularizers of Langenberg et al. 2019, eq. (8) with λ per weight matrix, training
+extras, what is tracked during training, a seed and a device::
 
     name: fcnn-nuclear
     data: {dataset: mnist, limit: 10000}
@@ -13,8 +13,25 @@ tracked during training, a seed and a device::
     regularizers:
       nuclear: {lam: {W1: 0.01}}
     proximal: false
+    extras:                            # optional; none by default
+      - {name: magnitude_pruning, sparsity: 0.5, start_epoch: 2, end_epoch: 6}
     tracking: {every: 100, eval_size: 500}
     seed: 0
+
+The **optimizer** section (:class:`OptimizerConfig`) is SGD by default
+(``name: sgd``: ``lr``, ``momentum``, ``nesterov``, ``weight_decay``), or Adam
+(Kingma & Ba 2015; ``name: adam``: ``lr``, ``betas`` (default ``[0.9, 0.999]``),
+``eps`` (default ``1e-8``), ``weight_decay`` as an L2 term added to the gradient,
+as in :class:`torch.optim.Adam`); both share ``batch_size``, ``epochs`` and
+``schedule``. SGD settings given to Adam (or the reverse) are errors.
+:meth:`OptimizerConfig.build` is the one place these settings become a torch
+optimiser; the runner hands it to the trainer.
+
+**Extras** (``extras``, :class:`ExtraConfig`) are training callbacks from the
+registry :mod:`robustcompress.training.extras` (``list_extras()``): each item is
+``{name: <registered extra>, <setting>: <value>, ...}``, applied in list order.
+Their state (masks, counters, RNG states) is saved in every checkpoint, so a
+resumed run continues exactly.
 
 Defaults that depend on the model follow §5 of the paper (:data:`PAPER_OPTIMIZER`):
 FCNN lr 0.001, batch 128 (from scratch and fine-tuning); CNN lr 0.01 from scratch,
@@ -27,7 +44,7 @@ one-line :class:`~robustcompress.errors.ConfigError` naming the file, the key pa
 and what is allowed, e.g. ``config.yaml: optimizer.lr: must be > 0 (got -1)``.
 :func:`check_against_model` then checks what needs the model: weight-matrix names
 in λ, regularizers that do not apply (joint on a CNN), model options, attack
-settings.
+settings, extra names and settings.
 
 The **config hash** (:func:`config_hash`) names the run directory
 ``<name>-<hash>``: the first 10 hex digits of the SHA-256 of the resolved config as
@@ -65,7 +82,7 @@ import math
 import typing
 from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 import yaml
 from pydantic import (
@@ -82,6 +99,11 @@ from pydantic.fields import FieldInfo
 from pydantic_core import PydanticUndefined
 
 from robustcompress.errors import ConfigError, RobustCompressError
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
+    import torch
 
 PAPER_OPTIMIZER: dict[str, dict[str, float | int]] = {
     "fcnn": {"lr": 0.001, "finetune_lr": 0.001, "batch_size": 128},
@@ -220,16 +242,29 @@ class ScheduleConfig(_Section):
     gamma: float = Field(default=0.1, gt=0, le=1, description="decay factor (step)")
 
 
-class OptimizerConfig(_Section):
-    """SGD settings; ``lr`` and ``batch_size`` default to the paper's (:data:`PAPER_OPTIMIZER`)."""
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
 
-    name: Literal["sgd"] = "sgd"
+
+class OptimizerConfig(_Section):
+    """SGD (default) or Adam, batch size, epochs and schedule (see the module docstring).
+
+    ``lr`` and ``batch_size`` default to the paper's (:data:`PAPER_OPTIMIZER`).
+    ``momentum`` and ``nesterov`` are SGD's; ``betas`` and ``eps`` are Adam's (they
+    keep their defaults under SGD). :meth:`build` makes the torch optimiser.
+    """
+
+    name: Literal["sgd", "adam"] = "sgd"
     lr: float | None = Field(
         default=None, gt=0, description="learning rate; default from the paper"
     )
     momentum: float = Field(default=0.0, ge=0, lt=1)
     nesterov: bool = False
     weight_decay: float = Field(default=0.0, ge=0)
+    betas: tuple[float, float] = added_field(
+        ADAM_BETAS, description="Adam: decay rates (β1, β2) of the moment estimates, in [0, 1)"
+    )
+    eps: float = added_field(ADAM_EPS, gt=0, description="Adam: ε added to the denominator")
     batch_size: int | None = Field(default=None, gt=0, description="default from the paper")
     epochs: int = Field(default=10, gt=0)
     schedule: ScheduleConfig = Field(default_factory=ScheduleConfig)
@@ -238,6 +273,54 @@ class OptimizerConfig(_Section):
     @classmethod
     def _schedule_shorthand(cls, value: Any) -> Any:
         return {"name": value} if isinstance(value, str) else value
+
+    @field_validator("betas")
+    @classmethod
+    def _betas_in_range(cls, value: tuple[float, float]) -> tuple[float, float]:
+        if not all(0.0 <= b < 1.0 for b in value):
+            raise ValueError(f"both betas must be in [0, 1) (got {list(value)})")
+        return value
+
+    @model_validator(mode="after")
+    def _settings_fit_the_optimizer(self) -> OptimizerConfig:
+        if self.name == "adam" and (self.momentum or self.nesterov):
+            raise ValueError(
+                "momentum and nesterov are SGD settings (Adam's momentum is betas[0]): "
+                "remove them or set name: sgd"
+            )
+        if self.name == "sgd" and (tuple(self.betas) != ADAM_BETAS or self.eps != ADAM_EPS):
+            raise ValueError("betas and eps are Adam settings: set name: adam or remove them")
+        if self.nesterov and not self.momentum:
+            raise ValueError("nesterov needs momentum > 0")
+        return self
+
+    def build(self, parameters: Iterable[torch.nn.Parameter]) -> torch.optim.Optimizer:
+        """The torch optimiser these settings describe, over ``parameters``.
+
+        The one mapping from this section to torch (the runner passes this method to
+        the trainer as its optimiser factory); the learning rate is the initial one,
+        which the trainer's schedule then scales.
+        """
+        import torch
+
+        if self.lr is None:
+            raise ConfigError("optimizer.lr: no learning rate (a RunConfig fills in the paper's)")
+        params = list(parameters)
+        if self.name == "adam":
+            return torch.optim.Adam(
+                params,
+                lr=self.lr,
+                betas=(float(self.betas[0]), float(self.betas[1])),
+                eps=self.eps,
+                weight_decay=self.weight_decay,
+            )
+        return torch.optim.SGD(
+            params,
+            lr=self.lr,
+            momentum=self.momentum,
+            nesterov=self.nesterov,
+            weight_decay=self.weight_decay,
+        )
 
 
 class RegularizerConfig(_Section):
@@ -280,6 +363,22 @@ def _check_lambda(value: Any, what: str) -> float:
     if not math.isfinite(number) or number < 0:
         raise ValueError(f"{what} must be ≥ 0 (got {value})")
     return float(number)
+
+
+class ExtraConfig(BaseModel):
+    """One training extra: ``name`` (registered in :mod:`robustcompress.training.extras`)
+    and its settings as the other keys, e.g. ``{name: magnitude_pruning, sparsity: 0.5}``.
+
+    The settings are checked against the extra by :func:`check_against_model`.
+    """
+
+    model_config = ConfigDict(extra="allow", validate_assignment=True)
+
+    name: str = Field(description="registered extra (robustcompress.training.list_extras())")
+
+    def settings(self) -> dict[str, Any]:
+        """The extra's settings: every key but ``name``."""
+        return dict(self.model_extra or {})
 
 
 class MutualInformationConfig(_Section):
@@ -362,6 +461,10 @@ class RunConfig(_Section):
     optimizer: OptimizerConfig = Field(default_factory=OptimizerConfig)
     regularizers: dict[str, RegularizerConfig] = Field(default_factory=dict)
     proximal: bool = Field(default=False, description="apply ℓ1/nuclear as proximal steps")
+    extras: list[ExtraConfig] = added_field(
+        default_factory=list,
+        description="training extras, in order: [{name: <extra>, <setting>: <value>, ...}]",
+    )
     tracking: TrackingConfig = Field(default_factory=TrackingConfig)
     checkpoint: CheckpointConfig = Field(default_factory=CheckpointConfig)
     seed: int = Field(default=0, ge=0)
@@ -535,7 +638,8 @@ def check_against_model(config: RunConfig) -> None:
     Model name and options, the data set name, each regularizer's name, λ keys
     (weight-matrix names W1…Wm, module paths or 1-based indices) and applicability
     (joint needs a chain of linear layers), the adversarial and tracked attacks and
-    their settings, and the structure measures.
+    their settings, the structure measures, and each extra's name and settings
+    (built and set up on a fresh model).
     """
     from robustcompress import attacks
     from robustcompress.attacks import FixedEpsilonAttack
@@ -543,6 +647,7 @@ def check_against_model(config: RunConfig) -> None:
     from robustcompress.data import list_datasets
     from robustcompress.models import create_model
     from robustcompress.regularizers import build_regularizer
+    from robustcompress.training.extras import SettingError, build_extra
 
     src = config.source
 
@@ -595,6 +700,13 @@ def check_against_model(config: RunConfig) -> None:
             "tracking.structure",
             f"unknown measure(s) {', '.join(unknown)} (allowed: {', '.join(known)})",
         )
+    for index, extra in enumerate(config.extras):
+        try:
+            build_extra(extra.name, **extra.settings()).setup(model)
+        except SettingError as exc:
+            raise fail(f"extras.{index}.{exc.setting}", exc.problem) from None
+        except RobustCompressError as exc:
+            raise fail(f"extras.{index}", exc) from None
 
 
 # ------------------------------------------------------------------ hashing

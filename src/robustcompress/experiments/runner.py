@@ -173,7 +173,11 @@ def _train(
     progress: bool | None,
     echo: bool,
 ) -> None:
-    """Build data, model, regularizers, attacks and trackers; train; write summary.json."""
+    """Build data, model, regularizers, attacks, trackers and extras; train; write summary.json.
+
+    The optimiser comes from :meth:`~robustcompress.experiments.config.OptimizerConfig.build`
+    and the extras from :func:`robustcompress.training.extras.build_extra`.
+    """
     from robustcompress import attacks
     from robustcompress.data import load_dataset
     from robustcompress.models import create_model
@@ -186,6 +190,7 @@ def _train(
         StructureTracker,
         Trainer,
         TrainingSettings,
+        build_extra,
         derive_seed,
         load_weights,
         make_reporter,
@@ -242,15 +247,12 @@ def _train(
                     (sample.images, sample.labels), noise_variance=information.noise_variance
                 )
             )
+        extras = [build_extra(e.name, **e.settings()) for e in config.extras]
         opt = config.optimizer
-        assert opt.lr is not None and opt.batch_size is not None
+        assert opt.batch_size is not None
         settings = TrainingSettings(
             epochs=opt.epochs,
             batch_size=opt.batch_size,
-            lr=opt.lr,
-            momentum=opt.momentum,
-            nesterov=opt.nesterov,
-            weight_decay=opt.weight_decay,
             schedule=opt.schedule.name,
             step_size=opt.schedule.step_size,
             gamma=opt.schedule.gamma,
@@ -263,11 +265,13 @@ def _train(
             model,
             train,
             settings,
+            optimizer=opt.build,
             run_dir=run_dir,
             eval_data=(evaluation.images, evaluation.labels),
             regularizers=regularizers,
             adversarial=adversarial,
             trackers=trackers,
+            callbacks=extras,
             device=torch_device,
             metadata={"name": config.name, "hash": digest, "config": config.to_dict()},
             reporter=reporter,

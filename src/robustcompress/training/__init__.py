@@ -1,7 +1,10 @@
 """Training: natural, adversarial, regularized and fine-tuning runs, tracked and resumable.
 
-* :mod:`~robustcompress.training.trainer`: the SGD loop (Langenberg et al. 2019, §5)
-  with adversarial examples, the regularizers of eq. (8), proximal steps and masks;
+* :mod:`~robustcompress.training.trainer`: the training loop (Langenberg et al. 2019,
+  §5) with adversarial examples, the regularizers of eq. (8), proximal steps, masks
+  and :class:`~robustcompress.training.trainer.Callback` hooks;
+* :mod:`~robustcompress.training.extras`: the registry of training extras (stateful
+  callbacks a run config names, e.g. ``magnitude_pruning``);
 * :mod:`~robustcompress.training.trackers`: accuracy, loss terms, fooling ratios and
   structure measures on a fixed evaluation subset, appended to ``metrics.jsonl``;
 * :mod:`~robustcompress.training.checkpoint`: safetensors + JSON checkpoints and
@@ -12,6 +15,13 @@
 """
 
 from robustcompress.training.checkpoint import load_model, load_weights, read_checkpoint
+from robustcompress.training.extras import (
+    MagnitudePruning,
+    SettingError,
+    build_extra,
+    list_extras,
+    register_extra,
+)
 from robustcompress.training.progress import Reporter, RunLog, make_reporter
 from robustcompress.training.rng import derive_seed
 from robustcompress.training.trackers import (
@@ -30,6 +40,7 @@ from robustcompress.training.trainer import (
     SCHEDULES,
     AdversarialTraining,
     Callback,
+    OptimizerFactory,
     Trainer,
     TrainingSettings,
     TrainResult,
@@ -43,22 +54,28 @@ __all__ = [
     "CleanTracker",
     "EvaluationContext",
     "FoolingRatioTracker",
+    "MagnitudePruning",
     "Measurement",
     "MetricRecord",
     "MutualInformationTracker",
+    "OptimizerFactory",
     "Reporter",
     "RunLog",
+    "SettingError",
     "StructureTracker",
     "Tracker",
     "TrainResult",
     "Trainer",
     "TrainingSettings",
+    "build_extra",
     "derive_seed",
     "latest_values",
     "learning_rate",
+    "list_extras",
     "load_model",
     "load_weights",
     "make_reporter",
     "read_checkpoint",
     "read_metrics",
+    "register_extra",
 ]

@@ -7,15 +7,19 @@ One checkpoint is one ``.safetensors`` file. Its tensors are
   (SGD momentum buffers);
 * ``rng.torch_cpu`` / ``rng.torch_cuda.<d>``: global torch generator states;
 * ``mask.<W>``: pruning masks, when the trainer has any;
+* ``callback.<key>.<n>``: tensors of the state of callback ``<key>`` (training
+  extras, see :class:`~robustcompress.training.trainer.Callback`);
 
 and its safetensors header metadata holds one JSON document under the key
 ``"robustcompress"``: format version, the model's registry name and keyword
 arguments, the run configuration, epoch and step, the optimiser's scalar state
-(param groups, non-tensor entries), NumPy and Python RNG states and the trainer's
-own counters. Files are written to a temporary name and moved into place with
-:func:`os.replace`, so a run killed while saving leaves the previous checkpoint
-intact. Loading uses :func:`safetensors.torch.load_file` and
-:func:`safetensors.safe_open` only; there is no ``torch.load`` anywhere.
+(param groups, non-tensor entries), NumPy and Python RNG states, the trainer's
+own counters and, under ``"callbacks"``, each stateful callback's state with its
+tensors replaced by ``{"__tensor__": n}`` (:func:`state_to_checkpoint`). Files
+are written to a temporary name and moved into place with :func:`os.replace`, so a
+run killed while saving leaves the previous checkpoint intact. Loading uses
+:func:`safetensors.torch.load_file` and :func:`safetensors.safe_open` only; there
+is no ``torch.load`` anywhere.
 
 File names are ``ckpt-<step:08d>.safetensors`` for checkpoints taken within an
 epoch and ``ckpt-<step:08d>-e<epoch:03d>.safetensors`` for the ones at epoch ends;
@@ -189,6 +193,55 @@ def optimizer_from_checkpoint(
         raise CheckpointError(
             f"{checkpoint.path}: optimiser state does not fit this model ({exc})"
         ) from exc
+
+
+TENSOR_REF = "__tensor__"
+
+
+def state_to_checkpoint(prefix: str, state: Any) -> tuple[dict[str, torch.Tensor], Any]:
+    """Split a nested state into tensors ``<prefix>.<n>`` and a JSON document.
+
+    ``state`` is built of dicts with string keys, lists/tuples (stored as lists),
+    tensors and JSON scalars (None, bool, int, float, str); each tensor is replaced
+    in the document by ``{"__tensor__": n}``. :func:`state_from_checkpoint` inverts it.
+    """
+    tensors: dict[str, torch.Tensor] = {}
+
+    def pack(value: Any, where: str) -> Any:
+        if isinstance(value, torch.Tensor):
+            name = f"{prefix}.{len(tensors)}"
+            tensors[name] = value
+            return {TENSOR_REF: len(tensors) - 1}
+        if isinstance(value, dict):
+            bad = [k for k in value if not isinstance(k, str)]
+            if bad:
+                raise CheckpointError(f"{where}: state keys must be strings, got {bad[0]!r}")
+            return {k: pack(v, f"{where}.{k}") for k, v in value.items()}
+        if isinstance(value, (list, tuple)):
+            return [pack(v, f"{where}[{i}]") for i, v in enumerate(value)]
+        if value is None or isinstance(value, (bool, int, float, str)):
+            return value
+        raise CheckpointError(
+            f"{where}: cannot checkpoint a {type(value).__name__} (use tensors, numbers, "
+            "strings, lists and dicts with string keys)"
+        )
+
+    return tensors, pack(state, prefix)
+
+
+def state_from_checkpoint(document: Any, tensors: dict[str, torch.Tensor], prefix: str) -> Any:
+    """The state :func:`state_to_checkpoint` split into ``document`` and ``tensors`` (CPU)."""
+
+    def unpack(value: Any) -> Any:
+        if isinstance(value, dict):
+            if set(value) == {TENSOR_REF}:
+                return tensors[f"{prefix}.{value[TENSOR_REF]}"]
+            return {k: unpack(v) for k, v in value.items()}
+        if isinstance(value, list):
+            return [unpack(v) for v in value]
+        return value
+
+    return unpack(document)
 
 
 def load_weights(model: nn.Module, path: str | Path) -> Checkpoint:

@@ -1,11 +1,15 @@
-"""The trainer: natural, adversarial, regularized and fine-tuning runs with SGD.
+"""The trainer: natural, adversarial, regularized and fine-tuning runs.
 
 Set-up of Langenberg et al. 2019, §5: stochastic gradient descent on the
 cross-entropy plus the weight regularizers of eq. (8); FCNN on MNIST with learning
 rate 0.001 and batch size 128, CNN on Fashion-MNIST with batch size 64 and learning
-rate 0.01 from scratch or 0.001 when fine-tuning. Momentum, weight decay, the
-learning-rate schedule and the number of epochs are settings (defaults live in the
-experiment config schema, :mod:`robustcompress.experiments.config`).
+rate 0.01 from scratch or 0.001 when fine-tuning. The trainer takes the optimiser
+as a factory ``optimizer(parameters) -> torch.optim.Optimizer``; in experiments it
+is :meth:`robustcompress.experiments.config.OptimizerConfig.build` (SGD or Adam,
+the one place where the config's optimiser settings meet torch). The
+learning-rate schedule and the number of epochs are :class:`TrainingSettings`
+(defaults live in the experiment config schema,
+:mod:`robustcompress.experiments.config`).
 
 One optimiser step at global step ``t`` (1-based):
 
@@ -14,14 +18,21 @@ One optimiser step at global step ``t`` (1-based):
    :mod:`robustcompress.attacks` (Madry et al. 2018 train on the adversarial
    examples alone, ``mix = 0``; ``mix = μ > 0`` trains on
    ``(1 − μ)·CE(x_adv) + μ·CE(x)``, Goodfellow et al. 2015 use μ = 0.5);
-2. ``L = CE + Σ_r penalty_r(W)`` (eq. 8) with every regularizer used as a loss term;
+2. ``L = CE + Σ_r penalty_r(W) + Σ_c loss_term_c`` (eq. 8) with every regularizer
+   used as a loss term, plus the loss terms of the callbacks (training extras);
 3. ``optimizer.step()``, then, with ``proximal=True``, ``W ← prox_{η·λR}(W)`` for every
    regularizer that has a closed-form proximal operator (ℓ1: soft-thresholding,
    nuclear: singular-value thresholding); such regularizers are then left out of
    step 2 so λ is applied once. Regularizers without a prox (joint, eq. 7) stay in
    the loss;
 4. masks (if any) are re-applied, ``W ← W ⊙ M``, so pruned weights stay exactly zero
-   whatever momentum or weight decay do.
+   whatever momentum or weight decay do;
+5. every callback's :meth:`Callback.after_optimizer_step` (pruning masks, projections).
+
+Callbacks (:class:`Callback`) are the seam for *training extras*: stateful additions
+such as pruning schedules that a run config names in its ``extras`` list (registry:
+:mod:`robustcompress.training.extras`). Their hooks and how their state is saved are
+described on :class:`Callback`.
 
 Every ``track_every`` steps, at every epoch end and before the first step the
 trackers (:mod:`robustcompress.training.trackers`) are evaluated on the fixed
@@ -32,9 +43,9 @@ written at every epoch end and every ``checkpoint_every`` steps
 Resuming is exact on the CPU: each epoch's data order is a pure function of
 ``(seed, epoch)``, a mid-epoch resume skips the batches already done, attack seeds
 are a function of ``(seed, step)``, and the global RNG states, optimiser buffers,
-the running training-loss average and the length of ``metrics.jsonl`` at the time
-of the checkpoint are restored. A run killed at any moment and resumed therefore
-writes the same metrics as a run never interrupted.
+the callbacks' states, the running training-loss average and the length of
+``metrics.jsonl`` at the time of the checkpoint are restored. A run killed at any
+moment and resumed therefore writes the same metrics as a run never interrupted.
 """
 
 from __future__ import annotations
@@ -42,7 +53,7 @@ from __future__ import annotations
 import itertools
 import math
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -57,6 +68,7 @@ from robustcompress.errors import CheckpointError, ConfigError, TrainingError
 from robustcompress.models import resolve_weight_matrix, weight_matrices
 from robustcompress.regularizers import Regularizer, regularized_loss
 from robustcompress.training.checkpoint import (
+    Checkpoint,
     apply_weights,
     checkpoint_name,
     is_epoch_end,
@@ -64,6 +76,8 @@ from robustcompress.training.checkpoint import (
     optimizer_from_checkpoint,
     optimizer_to_checkpoint,
     read_checkpoint,
+    state_from_checkpoint,
+    state_to_checkpoint,
     write_checkpoint,
 )
 from robustcompress.training.progress import Reporter, RunLog
@@ -84,6 +98,9 @@ from robustcompress.training.trackers import (
 )
 
 SCHEDULES = ("none", "step", "cosine")
+
+OptimizerFactory = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
+"""Builds the optimiser over the trainable parameters (model's first, then the callbacks')."""
 
 
 def learning_rate(
@@ -117,19 +134,16 @@ def learning_rate(
 
 @dataclass(frozen=True)
 class TrainingSettings:
-    """Optimisation and bookkeeping settings of one training run.
+    """The loop's settings of one training run (the optimiser's own are in its factory).
 
-    ``track_every`` and ``checkpoint_every`` count optimiser steps; 0 means "at
-    epoch ends only". The defaults here are neutral; the paper's defaults are in the
-    experiment config schema.
+    ``schedule``, ``step_size`` and ``gamma`` scale each parameter group's initial
+    learning rate (:func:`learning_rate`). ``track_every`` and ``checkpoint_every``
+    count optimiser steps; 0 means "at epoch ends only". The defaults here are
+    neutral; the paper's defaults are in the experiment config schema.
     """
 
     epochs: int
     batch_size: int
-    lr: float
-    momentum: float = 0.0
-    nesterov: bool = False
-    weight_decay: float = 0.0
     schedule: str = "none"
     step_size: int = 1
     gamma: float = 0.1
@@ -142,8 +156,6 @@ class TrainingSettings:
         for name in ("epochs", "batch_size"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"training: {name} must be ≥ 1, got {getattr(self, name)}")
-        if not self.lr > 0:
-            raise ConfigError(f"training: lr must be > 0, got {self.lr}")
         if self.schedule not in SCHEDULES:
             raise ConfigError(
                 f"training: unknown schedule {self.schedule!r}: choose one of {SCHEDULES}"
@@ -174,19 +186,77 @@ class AdversarialTraining:
 
 
 class Callback:
-    """Hooks into the training loop (no-ops here; override what you need).
+    """Hooks into the training loop, and the base of training extras.
 
-    A pruning schedule, for example, changes ``trainer.masks`` in
-    :meth:`on_epoch_end`; the trainer re-applies masks after every step.
+    Every hook is a no-op here; override what you need. In the order they run:
+
+    * :meth:`setup` ``(model)``: once, in ``Trainer.__init__``, right after the model
+      is moved to its device and before regularizers, masks and the optimiser see
+      it. May change the model in place (e.g. a spectral-normalisation
+      parametrisation; the checkpoints then hold the changed model's ``state_dict``)
+      and create tensors the extra owns.
+    * :meth:`parameters` ``()``: when the optimiser is built; extra trainable tensors
+      the callback owns (e.g. the factors of a low-rank virtual layer). The optimiser
+      trains them after the model's parameters; their values must be part of
+      :meth:`state_dict` and restored *in place* (``copy_``) by
+      :meth:`load_state_dict`, since the optimiser holds these very tensors.
+    * :meth:`on_train_start` ``(trainer)``: when :meth:`Trainer.fit` starts, fresh or
+      resumed; on a resumed run after :meth:`load_state_dict`, so do not reset state
+      here. ``trainer.model`` and ``trainer.optimizer`` are final.
+    * :meth:`loss_term` ``(trainer)``: every step, after the forward pass; a scalar
+      tensor added to the loss before ``backward()`` (reported in the step's terms as
+      ``extra/<name>``), or ``None``.
+    * :meth:`after_optimizer_step` ``(trainer, step)``: every step, under
+      ``torch.no_grad()``, after ``optimizer.step()``, the proximal steps and the
+      trainer's masks; the place to change weights (apply pruning masks, project).
+      ``trainer.position`` already counts this step; ``trainer.position.batch ==
+      trainer.steps_per_epoch`` at the last step of an epoch.
+    * :meth:`on_step_end` ``(trainer, step, terms)``: every step, before tracking
+      and checkpointing; for observing (the weights are final for this step).
+    * :meth:`on_epoch_end` ``(trainer, epoch)``: after the epoch-end tracking (its
+      values are in ``trainer.latest``) and before the epoch-end checkpoint.
+    * :meth:`on_train_end` ``(trainer, result)``: after the last epoch.
+
+    **State.** :meth:`state_dict` returns what a resumed run needs to continue
+    exactly (counters, RNG states, masks, running averages): dicts with string keys,
+    lists, tensors and JSON scalars. It is written into every checkpoint (tensors as
+    safetensors, the rest as JSON, see :mod:`~robustcompress.training.checkpoint`)
+    and handed back to :meth:`load_state_dict` on resume (tensors on the CPU, lists
+    for tuples), after :meth:`setup`. A callback with an empty state (the default) is
+    not saved. Callbacks are matched to saved states by :attr:`name` (the registry
+    name of an extra, else the class name; ``name#2`` for the second of one name).
     """
 
+    name: str = ""
+    """Key of the callback's state in checkpoints and of its loss term; set by
+    :func:`~robustcompress.training.extras.build_extra`. Empty: the class name."""
+
+    def setup(self, model: nn.Module) -> None: ...
+
+    def parameters(self) -> Iterable[nn.Parameter]:
+        return ()
+
     def on_train_start(self, trainer: Trainer) -> None: ...
+
+    def loss_term(self, trainer: Trainer) -> torch.Tensor | None:
+        return None
+
+    def after_optimizer_step(self, trainer: Trainer, step: int) -> None: ...
 
     def on_step_end(self, trainer: Trainer, step: int, terms: Mapping[str, float]) -> None: ...
 
     def on_epoch_end(self, trainer: Trainer, epoch: int) -> None: ...
 
     def on_train_end(self, trainer: Trainer, result: TrainResult) -> None: ...
+
+    def state_dict(self) -> dict[str, Any]:
+        return {}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        if state:
+            raise CheckpointError(
+                f"{type(self).__name__} got a saved state but does not implement load_state_dict"
+            )
 
 
 @dataclass
@@ -223,14 +293,19 @@ class Trainer:
         model: built with :func:`robustcompress.models.create_model` (its registry
             name and kwargs go into checkpoints so :func:`~.checkpoint.load_model` works).
         train_data: an :class:`~robustcompress.data.ArrayDataset`.
-        settings: optimisation and bookkeeping settings.
+        settings: the loop's settings (epochs, batch size, schedule, bookkeeping).
+        optimizer: builds the optimiser from the list of trainable parameters, e.g.
+            ``OptimizerConfig(name="adam", lr=1e-3).build`` or
+            ``lambda ps: torch.optim.SGD(ps, lr=0.1)``; the schedule scales the
+            learning rate each parameter group starts with.
         run_dir: receives ``metrics.jsonl`` and ``checkpoints/``; an existing
             checkpoint there is resumed.
         eval_data: ``(images, labels)`` of the fixed evaluation subset.
         regularizers: weight regularizers (eq. 8).
         adversarial: adversarial-training settings, or ``None`` for natural training.
         trackers: measured on ``eval_data`` (see :mod:`~.trackers`).
-        callbacks: :class:`Callback` hooks.
+        callbacks: :class:`Callback` hooks and training extras (their state is
+            checkpointed).
         masks: optional ``{weight matrix (name, path or index): 0/1 tensor}`` re-applied
             after every optimiser step (pruning).
         device: where to train.
@@ -244,6 +319,7 @@ class Trainer:
         train_data: Any,
         settings: TrainingSettings,
         *,
+        optimizer: OptimizerFactory,
         run_dir: str | Path,
         eval_data: tuple[torch.Tensor, torch.Tensor] | None = None,
         regularizers: Sequence[Regularizer] = (),
@@ -257,6 +333,9 @@ class Trainer:
     ) -> None:
         self.device = torch.device(device)
         self.model = model.to(self.device)
+        self.callbacks = list(callbacks)
+        for callback in self.callbacks:
+            callback.setup(self.model)
         self.train_data = train_data
         self.settings = settings
         self.run_dir = Path(run_dir)
@@ -271,7 +350,6 @@ class Trainer:
         ]
         self.adversarial = adversarial
         self.trackers = list(trackers)
-        self.callbacks = list(callbacks)
         self.masks: dict[str, torch.Tensor] = {}
         for key, mask in (masks or {}).items():
             wm = resolve_weight_matrix(weight_matrices(self.model), key, what="masked weight")
@@ -288,13 +366,10 @@ class Trainer:
             raise ConfigError("trackers need eval_data (images, labels) to measure on")
         self.metadata = dict(metadata or {})
         self.reporter = reporter or Reporter(RunLog(self.run_dir / "log.txt"))
-        self.optimizer = torch.optim.SGD(
-            self.model.parameters(),
-            lr=settings.lr,
-            momentum=settings.momentum,
-            nesterov=settings.nesterov,
-            weight_decay=settings.weight_decay,
-        )
+        parameters = list(self.model.parameters())
+        parameters += [p for callback in self.callbacks for p in callback.parameters()]
+        self.optimizer = optimizer(parameters)
+        self.base_lrs = [float(group["lr"]) for group in self.optimizer.param_groups]
         self.steps_per_epoch = math.ceil(len(train_data) / settings.batch_size)
         self.total_steps = self.steps_per_epoch * settings.epochs
         self.position = _Position()
@@ -339,11 +414,19 @@ class Trainer:
         finally:
             self._writer.close()
 
+    @property
+    def latest(self) -> dict[str, float]:
+        """The values of the latest tracking event (``metric`` or ``metric/layer`` keys)."""
+        return dict(self._latest)
+
     def current_lr(self) -> float:
-        """η for the next optimiser step."""
+        """η for the next optimiser step (of the first parameter group)."""
+        return self._scheduled_lr(self.base_lrs[0])
+
+    def _scheduled_lr(self, base_lr: float) -> float:
         s = self.settings
         return learning_rate(
-            s.lr,
+            base_lr,
             self.position.step,
             schedule=s.schedule,
             steps_per_epoch=self.steps_per_epoch,
@@ -399,8 +482,8 @@ class Trainer:
     def _train_step(self, x: torch.Tensor, y: torch.Tensor) -> dict[str, float]:
         pos = self.position
         lr = self.current_lr()
-        for group in self.optimizer.param_groups:
-            group["lr"] = lr
+        for group, base_lr in zip(self.optimizer.param_groups, self.base_lrs, strict=True):
+            group["lr"] = self._scheduled_lr(base_lr)
         step = pos.step + 1
         x_adv = None
         if self.adversarial is not None:
@@ -409,6 +492,8 @@ class Trainer:
         self.model.train()
         self.optimizer.zero_grad(set_to_none=True)
         loss, terms = self._loss(x, y, x_adv)
+        if self.callbacks:
+            loss = self._extra_loss_terms(loss, terms)
         if not torch.isfinite(loss):
             raise TrainingError(
                 f"non-finite loss at step {step} (epoch {pos.epoch}): "
@@ -426,7 +511,24 @@ class Trainer:
         pos.loss_sum += terms["total"]
         pos.ce_sum += terms["ce"]
         pos.loss_count += 1
+        if self.callbacks:
+            with torch.no_grad():
+                for callback in self.callbacks:
+                    callback.after_optimizer_step(self, step)
         return terms
+
+    def _extra_loss_terms(self, loss: torch.Tensor, terms: dict[str, float]) -> torch.Tensor:
+        """``loss + Σ_c loss_term_c``; each term is reported as ``extra/<name>``."""
+        added = False
+        for key, callback in zip(self._callback_keys(), self.callbacks, strict=True):
+            term = callback.loss_term(self)
+            if term is not None:
+                loss = loss + term
+                terms[f"extra/{key}"] = float(term.detach())
+                added = True
+        if added:
+            terms["total"] = float(loss.detach())
+        return loss
 
     def _loss(
         self, x: torch.Tensor, y: torch.Tensor, x_adv: torch.Tensor | None
@@ -526,6 +628,12 @@ class Trainer:
         tensors.update(optim_tensors)
         tensors.update({f"rng.{k}": v for k, v in rng_tensors.items()})
         tensors.update({f"mask.{k}": v for k, v in self.masks.items()})
+        callback_states: dict[str, Any] = {}
+        for key, callback in zip(self._callback_keys(), self.callbacks, strict=True):
+            state = callback.state_dict()
+            if state:
+                state_tensors, callback_states[key] = state_to_checkpoint(f"callback.{key}", state)
+                tensors.update(state_tensors)
         assert self._writer is not None
         meta = {
             "model": {
@@ -541,6 +649,7 @@ class Trainer:
             "epoch_end": epoch_end,
             "optimizer": optim_scalars,
             "rng": rng_scalars,
+            "callbacks": callback_states,
             "trainer": {
                 "metrics_offset": self._writer.offset(),
                 "loss_sum": pos.loss_sum,
@@ -557,6 +666,39 @@ class Trainer:
                 old.unlink(missing_ok=True)
         self.last_checkpoint = path
         pos.timing["checkpointing_s"] += time.perf_counter() - start
+
+    def _callback_keys(self) -> list[str]:
+        """Each callback's key: its name (else class name), ``#k`` for the k-th of a name."""
+        keys: list[str] = []
+        seen: dict[str, int] = {}
+        for callback in self.callbacks:
+            base = (callback.name or type(callback).__name__).replace(".", "_")
+            seen[base] = seen.get(base, 0) + 1
+            keys.append(base if seen[base] == 1 else f"{base}#{seen[base]}")
+        return keys
+
+    def _restore_callbacks(self, checkpoint: Checkpoint) -> None:
+        saved = dict(checkpoint.meta.get("callbacks") or {})
+        for key, callback in zip(self._callback_keys(), self.callbacks, strict=True):
+            if key in saved:
+                state = state_from_checkpoint(saved.pop(key), checkpoint.tensors, f"callback.{key}")
+                try:
+                    callback.load_state_dict(state)
+                except (KeyError, ValueError, TypeError, RuntimeError) as exc:
+                    raise CheckpointError(
+                        f"{checkpoint.path}: cannot restore the state of callback {key!r}: "
+                        f"{type(exc).__name__}: {exc}"
+                    ) from exc
+            elif callback.state_dict():
+                raise CheckpointError(
+                    f"{checkpoint.path} holds no state for callback {key!r}: the run that "
+                    "wrote it had other callbacks (extras); resume with the same ones"
+                )
+        if saved:
+            raise CheckpointError(
+                f"{checkpoint.path} holds the state of callbacks {', '.join(sorted(saved))} "
+                "this run does not have; resume with the same callbacks (extras)"
+            )
 
     def _start(self) -> int | None:
         """Restore the latest checkpoint (returns its step) or start fresh (returns None)."""
@@ -581,6 +723,7 @@ class Trainer:
                 "start a new run directory"
             )
         apply_weights(self.model, checkpoint)
+        self._restore_callbacks(checkpoint)  # before the optimiser: it may own parameters
         optimizer_from_checkpoint(self.optimizer, checkpoint, self.device)
         restore_rng_state(checkpoint.group("rng"), meta["rng"])
         masks = checkpoint.group("mask")

@@ -1,0 +1,248 @@
+"""Training extras: stateful :class:`~robustcompress.training.trainer.Callback` s named in a config.
+
+An *extra* is a callback registered under a name, so a run config can ask for it::
+
+    extras:
+      - {name: magnitude_pruning, sparsity: 0.9, start_epoch: 2, end_epoch: 8}
+
+:func:`register_extra` registers a callback class (or a factory function) under a
+name; :func:`build_extra` builds one from its settings, checking them first: an
+unknown name, an unknown or missing setting, or a value of the wrong type is a
+one-line :class:`~robustcompress.errors.ConfigError` naming what is allowed
+(:class:`SettingError` also names the setting, so the config check can say
+``extras.0.sparsity: ...``). Settings are the factory's keyword parameters; their
+type annotations are enforced with pydantic (YAML ``1e-3`` strings become floats,
+``[a, b]`` lists become tuples where a tuple is declared); range checks belong in
+the factory and raise :class:`SettingError`. :func:`list_extras` lists the names.
+
+The hooks an extra may override, and how its state is checkpointed, are described
+on :class:`~robustcompress.training.trainer.Callback`.
+
+Built in:
+
+* ``magnitude_pruning`` (:class:`MagnitudePruning`): gradual magnitude pruning
+  (Zhu & Gupta 2017, "To prune, or not to prune", eq. 1), masks re-applied after
+  every optimiser step; the masks are its checkpointed state.
+"""
+
+from __future__ import annotations
+
+import difflib
+import inspect
+import re
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+import torch
+from pydantic import TypeAdapter, ValidationError
+from torch import nn
+
+from robustcompress.errors import ConfigError, RobustCompressError
+from robustcompress.models import resolve_weight_matrix, weight_matrices
+from robustcompress.training.trainer import Callback, Trainer
+
+__all__ = [
+    "MagnitudePruning",
+    "SettingError",
+    "build_extra",
+    "extra_settings",
+    "list_extras",
+    "register_extra",
+]
+
+_NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
+_EXTRAS: dict[str, Callable[..., Callback]] = {}
+
+F = TypeVar("F", bound=Callable[..., Callback])
+
+
+class SettingError(ConfigError):
+    """A bad setting of an extra: ``setting`` names it, ``problem`` says what is wrong."""
+
+    def __init__(self, setting: str, problem: str) -> None:
+        super().__init__(f"{setting}: {problem}")
+        self.setting = setting
+        self.problem = problem
+
+
+def register_extra(name: str) -> Callable[[F], F]:
+    """Class (or factory) decorator: make ``name`` buildable by :func:`build_extra`.
+
+    ``name`` is lower case (letters, digits, ``_``, ``-``); the factory's keyword
+    parameters are the extra's settings (``name`` is reserved for the config key).
+    """
+    if not _NAME.match(name):
+        raise ValueError(f"extra name {name!r} must match {_NAME.pattern}")
+
+    def decorate(factory: F) -> F:
+        if name in _EXTRAS and _EXTRAS[name] is not factory:
+            raise ValueError(f"extra {name!r} is already registered ({_EXTRAS[name]!r})")
+        if "name" in _parameters(factory):
+            raise ValueError(f"extra {name!r}: a setting may not be called 'name'")
+        _EXTRAS[name] = factory
+        return factory
+
+    return decorate
+
+
+def list_extras() -> list[str]:
+    """The registered extra names, sorted."""
+    return sorted(_EXTRAS)
+
+
+def extra_settings(name: str) -> list[str]:
+    """The setting names extra ``name`` accepts (its factory's parameters)."""
+    return list(_parameters(_factory(name)))
+
+
+def build_extra(name: str, **settings: Any) -> Callback:
+    """Build the extra registered as ``name`` from ``settings`` (checked; see the module doc)."""
+    factory = _factory(name)
+    parameters = _parameters(factory)
+    allowed = ", ".join(parameters) or "none"
+    for key in settings:
+        if key not in parameters:
+            near = difflib.get_close_matches(key, list(parameters), n=1)
+            hint = f"did you mean '{near[0]}'? " if near else ""
+            raise SettingError(key, f"unknown setting of extra {name!r} ({hint}allowed: {allowed})")
+    for key, parameter in parameters.items():
+        if parameter.default is inspect.Parameter.empty and key not in settings:
+            raise SettingError(key, f"required setting of extra {name!r} is missing")
+    annotations = _type_hints(factory)
+    values: dict[str, Any] = {}
+    for key, value in settings.items():
+        annotation = annotations.get(key)
+        if annotation is None:
+            values[key] = value
+            continue
+        try:
+            values[key] = TypeAdapter(annotation).validate_python(value)
+        except ValidationError as exc:
+            message = exc.errors()[0]["msg"]
+            raise SettingError(key, f"{message[0].lower()}{message[1:]} (got {value!r})") from None
+    try:
+        extra = factory(**values)
+    except RobustCompressError:
+        raise
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(f"extra {name!r}: {exc}") from None
+    if not isinstance(extra, Callback):
+        raise TypeError(f"extra {name!r} built a {type(extra).__name__}, not a Callback")
+    extra.name = name
+    return extra
+
+
+def _factory(name: str) -> Callable[..., Callback]:
+    if name not in _EXTRAS:
+        near = difflib.get_close_matches(name, list(_EXTRAS), n=1)
+        hint = f"did you mean '{near[0]}'? " if near else ""
+        raise SettingError(
+            "name", f"unknown extra {name!r} ({hint}allowed: {', '.join(list_extras()) or 'none'})"
+        )
+    return _EXTRAS[name]
+
+
+def _parameters(factory: Callable[..., Any]) -> dict[str, inspect.Parameter]:
+    kinds = (inspect.Parameter.POSITIONAL_OR_KEYWORD, inspect.Parameter.KEYWORD_ONLY)
+    signature = inspect.signature(factory)
+    return {k: p for k, p in signature.parameters.items() if p.kind in kinds}
+
+
+def _type_hints(factory: Callable[..., Any]) -> dict[str, Any]:
+    target = factory.__init__ if inspect.isclass(factory) else factory  # type: ignore[misc]
+    try:
+        return typing.get_type_hints(target)
+    except (NameError, TypeError):  # unresolvable annotations: leave the values unchecked
+        return {}
+
+
+# ------------------------------------------------------------------ built in
+
+
+@register_extra("magnitude_pruning")
+@dataclass
+class MagnitudePruning(Callback):
+    """Gradual magnitude pruning (Zhu & Gupta 2017, eq. 1), one weight matrix at a time.
+
+    After the last optimiser step of each epoch ``e`` in ``start_epoch..end_epoch``
+    every selected weight matrix masks the fraction
+
+        s_e = sparsity · (1 − (1 − p)³),  p = (e − start_epoch + 1) / (end_epoch − start_epoch + 1)
+
+    of its entries with the smallest |w| (s reaches ``sparsity`` at ``end_epoch``;
+    masks only grow, so the epoch-end metrics already see the pruned weights). The
+    masks are re-applied after every optimiser step, so pruned weights stay exactly
+    zero whatever momentum or weight decay do. ``weights`` selects matrices by name
+    (``W1``), module path or 1-based index; default: all. Biases are not pruned.
+
+    State: the masks (checkpointed, so a resumed run keeps pruning the same entries).
+    """
+
+    sparsity: float
+    start_epoch: int = 1
+    end_epoch: int = 1
+    weights: list[str | int] | None = None
+    masks: dict[str, torch.Tensor] = field(default_factory=dict, init=False, repr=False)
+    _targets: dict[str, nn.Parameter] = field(default_factory=dict, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.sparsity < 1.0:
+            raise SettingError("sparsity", f"must be in [0, 1) (got {self.sparsity})")
+        if self.start_epoch < 1:
+            raise SettingError("start_epoch", f"must be ≥ 1 (got {self.start_epoch})")
+        if self.end_epoch < self.start_epoch:
+            raise SettingError(
+                "end_epoch", f"must be ≥ start_epoch = {self.start_epoch} (got {self.end_epoch})"
+            )
+
+    def setup(self, model: nn.Module) -> None:
+        matrices = weight_matrices(model)
+        chosen = (
+            matrices
+            if self.weights is None
+            else [resolve_weight_matrix(matrices, k, what="pruned weight") for k in self.weights]
+        )
+        self._targets = {wm.name: wm.parameter for wm in chosen}
+
+    def target_sparsity(self, epoch: int) -> float:
+        """``s_e`` after epoch ``epoch`` (0 before ``start_epoch``)."""
+        if epoch < self.start_epoch:
+            return 0.0
+        p = min(1.0, (epoch - self.start_epoch + 1) / (self.end_epoch - self.start_epoch + 1))
+        return self.sparsity * (1.0 - (1.0 - p) ** 3)
+
+    def after_optimizer_step(self, trainer: Trainer, step: int) -> None:
+        pos = trainer.position
+        if pos.batch == trainer.steps_per_epoch and self.start_epoch <= pos.epoch <= self.end_epoch:
+            self.prune(self.target_sparsity(pos.epoch))
+        for name, mask in self.masks.items():
+            self._targets[name].mul_(mask)
+
+    def prune(self, fraction: float) -> None:
+        """Mask the ``fraction`` of smallest-|w| entries of every selected matrix (at least)."""
+        with torch.no_grad():
+            for name, weight in self._targets.items():
+                magnitude = weight.detach().abs().flatten()
+                keep = torch.ones_like(magnitude)
+                keep[torch.argsort(magnitude, stable=True)[: round(fraction * weight.numel())]] = 0
+                mask = keep.reshape(weight.shape)
+                if name in self.masks:  # pruned entries stay pruned
+                    mask = mask * self.masks[name]
+                self.masks[name] = mask
+
+    def state_dict(self) -> dict[str, Any]:
+        return {"masks": dict(self.masks)}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        unknown = set(state["masks"]) - set(self._targets)
+        if unknown:
+            raise ConfigError(
+                f"magnitude_pruning: the checkpoint has masks for {sorted(unknown)}, "
+                f"this run prunes {sorted(self._targets)}"
+            )
+        self.masks = {
+            k: v.to(self._targets[k].device, self._targets[k].dtype)
+            for k, v in state["masks"].items()
+        }
