@@ -135,7 +135,11 @@ HASH_SWITCH = "hash_switch"
 
 
 def added_field(
-    default: Any = PydanticUndefined, *, switch: str | None = None, **kwargs: Any
+    default: Any = PydanticUndefined,
+    *,
+    switch: str | None = None,
+    required: bool = False,
+    **kwargs: Any,
 ) -> Any:
     """A config field added after runs were stored: ``Field(default, ...)`` marked so that
     :func:`config_hash` leaves it out while it holds its default.
@@ -150,10 +154,14 @@ def added_field(
     ``switch`` names the on/off field of an added section (``"enabled"``): while that
     field holds its default the whole section is left out, whatever its other settings
     (they change nothing while the feature is off).
+
+    ``required=True`` (and no default) is only for a field of an item of a new section
+    (e.g. the ``name`` of each entry of ``extras``): a config without the section has
+    no such field, so it is always hashed where it occurs.
     """
     if default is Ellipsis:
         default = PydanticUndefined
-    if default is PydanticUndefined and "default_factory" not in kwargs:
+    if default is PydanticUndefined and "default_factory" not in kwargs and not required:
         raise TypeError("added_field() needs a default (or default_factory): old runs had none")
     extra = dict(kwargs.pop("json_schema_extra", None) or {})
     extra[HASH_ADDED] = True
@@ -374,7 +382,9 @@ class ExtraConfig(BaseModel):
 
     model_config = ConfigDict(extra="allow", validate_assignment=True)
 
-    name: str = Field(description="registered extra (robustcompress.training.list_extras())")
+    name: str = added_field(
+        required=True, description="registered extra (robustcompress.training.list_extras())"
+    )
 
     def settings(self) -> dict[str, Any]:
         """The extra's settings: every key but ``name``."""
@@ -779,6 +789,8 @@ def _is_added(info: FieldInfo) -> bool:
 
 def _is_off(owner: type[BaseModel], name: str, value: Any, dumped: Any) -> bool:
     """Whether the added field ``owner.name`` is unused: its switch off, or at its default."""
+    if owner.model_fields[name].is_required():
+        return False
     switch = _marker(owner.model_fields[name]).get(HASH_SWITCH)
     if isinstance(switch, str) and isinstance(value, BaseModel) and isinstance(dumped, dict):
         return _canonical(dumped.get(switch)) == _default_json(type(value), switch)
