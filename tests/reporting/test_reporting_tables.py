@@ -164,3 +164,11 @@ def test_accuracy_table_prefers_the_full_test_set_when_every_run_has_it(
     source.masking = partial  # one seed missing: never mix the two sources
     rows = {r[0]: r for r in accuracy_table(source, "fcnn", key="t", title="t").rows}
     assert rows["nat"][1:] == ["2", "0.9200 ± 0.0283"]
+
+
+def test_optimizer_text_names_the_optimizer() -> None:
+    from robustcompress.reporting.tables import _optimizer_text
+
+    adam = {"optimizer": {"name": "adam", "lr": 0.001, "batch_size": 64, "betas": [0.9, 0.99]}}
+    assert _optimizer_text(adam) == "Adam lr 0.001, batch 64, betas (0.9, 0.99)"
+    assert _optimizer_text({"optimizer": {"lr": 0.1, "batch_size": 8}}) == "SGD lr 0.1, batch 8"

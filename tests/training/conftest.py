@@ -1,4 +1,9 @@
-"""Fixtures of the training tests: small real MNIST subsets and a trainer factory."""
+"""Fixtures of the training tests: small generated data sets and a trainer factory.
+
+The training mechanics (steps, tracking, checkpoints, resume, extras) do not depend on
+which images are trained on, so these tests use the generated ``synthetic-subspace``
+data set (784-pixel images in a known 10-dimensional subspace, two classes) and need no
+files on disk."""
 
 from __future__ import annotations
 
@@ -15,25 +20,25 @@ from robustcompress.training import CleanTracker, StructureTracker, Trainer, Tra
 
 
 @pytest.fixture(scope="session")
-def mnist_small() -> Any:
-    """128 MNIST training images (seeded, class-stratified)."""
+def train_small() -> Any:
+    """128 generated training images (seeded, class-stratified)."""
     from robustcompress.data import load_dataset
 
-    return load_dataset("mnist", "train", limit=128, seed=0)
+    return load_dataset("synthetic-subspace", "train", limit=128, seed=0)
 
 
 @pytest.fixture(scope="session")
-def mnist_eval() -> tuple[torch.Tensor, torch.Tensor]:
-    """32 MNIST test images: the evaluation subset of the trainer tests."""
+def eval_small() -> tuple[torch.Tensor, torch.Tensor]:
+    """32 generated test images: the evaluation subset of the trainer tests."""
     from robustcompress.data import load_dataset
 
-    test = load_dataset("mnist", "test", limit=32, seed=0)
+    test = load_dataset("synthetic-subspace", "test", limit=32, seed=0)
     return test.images, test.labels
 
 
 @pytest.fixture
 def make_trainer(
-    tmp_path: Path, mnist_small: Any, mnist_eval: tuple[torch.Tensor, torch.Tensor]
+    tmp_path: Path, train_small: Any, eval_small: tuple[torch.Tensor, torch.Tensor]
 ) -> Callable[..., Trainer]:
     """``make_trainer(run_dir=..., model_kwargs=..., **settings/trainer kwargs)``.
 
@@ -58,10 +63,10 @@ def make_trainer(
         model = create_model("fcnn", **({"hidden": (16, 16)} | (model_kwargs or {})))
         return Trainer(
             model,
-            mnist_small,
+            train_small,
             TrainingSettings(**settings),
             run_dir=run_dir or tmp_path / "run",
-            eval_data=mnist_eval,
+            eval_data=eval_small,
             **options,
         )
 

@@ -1,4 +1,4 @@
-"""The training loop (robustcompress.training.trainer) on small real MNIST subsets."""
+"""The training loop (robustcompress.training.trainer) on small generated data sets (no files needed)."""
 
 from __future__ import annotations
 
@@ -120,12 +120,12 @@ def test_adversarial_examples_come_from_the_attack_with_step_seeds(
 
 
 def test_mixed_loss_weights_clean_and_adversarial_cross_entropy(
-    make_trainer: MakeTrainer, mnist_small: Any
+    make_trainer: MakeTrainer, train_small: Any
 ) -> None:
     trainer = make_trainer(
         adversarial=AdversarialTraining(_Spy(eps=0.2), mix=0.25), regularizers=[L1(0.001)]
     )
-    x, y = mnist_small.images[:16], mnist_small.labels[:16]
+    x, y = train_small.images[:16], train_small.labels[:16]
     x_adv = (x + 0.2).clamp(0, 1)
     loss, terms = trainer._loss(x, y, x_adv)
     model = trainer.model
@@ -176,7 +176,7 @@ def test_masks_keep_pruned_weights_at_zero(make_trainer: MakeTrainer) -> None:
 
 def test_non_finite_loss_stops_and_keeps_last_good_checkpoint(make_trainer: MakeTrainer) -> None:
     trainer = make_trainer(
-        model_kwargs={"activation_name": "relu"}, lr=1e6, epochs=3, checkpoint_every=1, trackers=[]
+        model_kwargs={"activation_name": "relu"}, lr=1e20, epochs=3, checkpoint_every=1, trackers=[]
     )
     with pytest.raises(TrainingError, match=r"non-finite (loss|weights) .*step \d+") as info:
         trainer.fit()

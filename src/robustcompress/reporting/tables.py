@@ -223,7 +223,11 @@ def _data_text(c: Mapping[str, Any]) -> str:
 
 def _optimizer_text(c: Mapping[str, Any]) -> str:
     o = c.get("optimizer", {})
-    text = f"SGD lr {o.get('lr')}, batch {o.get('batch_size')}"
+    name = str(o.get("name") or "sgd")
+    text = f"{name.upper() if name == 'sgd' else name.capitalize()} lr {o.get('lr')}, "
+    text += f"batch {o.get('batch_size')}"
+    if name == "adam" and o.get("betas"):
+        text += f", betas {tuple(o['betas'])}"
     if o.get("momentum"):
         text += f", momentum {o['momentum']}"
     if o.get("weight_decay"):
