@@ -1,4 +1,4 @@
-"""The training loop (robustcompress.training.trainer) on small generated data sets (no files needed)."""
+"""The training loop (robustcompress.training.trainer) on small generated data sets."""
 
 from __future__ import annotations
 
