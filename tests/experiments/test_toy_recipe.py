@@ -162,6 +162,8 @@ def test_toy_recipe_reproduces_and_reports_end_to_end(
     l1 = [r for r in manifest["runs"] if r["method"] == "l1"]
     assert all(r["starts_from"] == "natural" and r["group"] == "regularized" for r in l1)
     assert len(manifest["masking"]) == 4  # every finished model checked
+    checked = manifest["masking"][0]["attacks"]  # the check's attacks, as they ran
+    assert checked["pgd"]["steps"] == 20 and checked["pgd"]["alpha"] == pytest.approx(0.005)
     # every job of the reproduction went through the chosen executor
     assert CountingExecutor.calls == {"runs": 4, "jobs": 4}
 
@@ -182,6 +184,8 @@ def test_toy_recipe_reproduces_and_reports_end_to_end(
     assert "ε = 0.02" in robustness["caption"] and "ε = 0.1" in robustness["caption"]
     assert any(f["key"] == "fcnn-fooling" for f in numbers["figures"])
     assert "<img" in page
+    masking = next(t for t in numbers["tables"] if t["key"] == "masking")
+    assert "PGD ℓ∞ ε = 0.05, T = 20, α = 0.005" in masking["caption"]
 
     # a second `report` call through the CLI rebuilds the same page from the manifest
     assert main(["report", str(directory)]) == 0

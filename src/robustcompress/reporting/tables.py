@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from robustcompress.catalogue import column_label
+from robustcompress.catalogue import attack_text, column_label
 from robustcompress.reporting.loading import ReportRun, ReportSource
 
 
@@ -327,6 +327,12 @@ def masking_table(
     notes = [f"{name}: {text}" for name, text in names.items() if text]
     sizes = sorted({int(e["n"]) for e in entries if isinstance(e.get("n"), int)})
     on = f" on {', '.join(map(str, sizes))} test images" if sizes else ""
+    checked: dict[str, Any] = next(
+        (e["attacks"] for e in entries if isinstance(e.get("attacks"), dict)), {}
+    )
+    texts = [attack_text(v) for v in checked.values() if isinstance(v, dict)]
+    if texts:
+        on += f" ({'; '.join(texts)}, at ε/2 and ε)"
     return Table(
         key,
         "Gradient-masking checks",

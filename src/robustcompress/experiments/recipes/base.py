@@ -58,11 +58,27 @@ S = TypeVar("S")
 
 @dataclass(frozen=True)
 class MaskingCheck:
-    """Where the gradient-masking flags are computed: attacks at one ε on a test sample."""
+    """Where the gradient-masking flags are computed: FGSM and PGD at ε/2 and ε on a
+    seeded test sample of ``size`` images; PGD takes ``pgd_steps`` steps of
+    ``pgd_alpha_ratio``·ε (defaults: T = 20, α = ε/10, the paper's 0.005 at ε = 0.05).
+    The attacks' resolved settings are stored with each model's flags."""
 
     size: int
     eps: float = 0.05
     seed: int = 0
+    pgd_steps: int = 20
+    pgd_alpha_ratio: float = 0.1
+
+    def attacks(self) -> dict[str, Any]:
+        """The attacks of the check, by label."""
+        from robustcompress import attacks
+
+        return {
+            "fgsm": attacks.get("fgsm", eps=self.eps),
+            "pgd": attacks.get(
+                "pgd", eps=self.eps, steps=self.pgd_steps, alpha=self.eps * self.pgd_alpha_ratio
+            ),
+        }
 
 
 @dataclass(frozen=True)
@@ -365,7 +381,7 @@ def masking_flags_for(
         record = records.get(p.config.name)
         if record is None or record.status != "finished":
             continue
-        out = cache / f"{record.run_dir.name}-n{check.size}-eps{check.eps:g}-s{check.seed}.json"
+        out = cache / _masking_file(record.run_dir.name, check)
         jobs.append((p, record.run_dir, out))
     todo = [
         (str(run_dir), p.dataset, check, str(out)) for p, run_dir, out in jobs if not out.exists()
@@ -393,25 +409,31 @@ def masking_flags_for(
     return rows
 
 
+def _masking_file(run: str, check: MaskingCheck) -> str:
+    """The cache file of one model's check (the attack settings enter the name only when
+    they differ from the defaults, so caches written before they were settable stay valid)."""
+    name = f"{run}-n{check.size}-eps{check.eps:g}-s{check.seed}"
+    if (check.pgd_steps, check.pgd_alpha_ratio) != (20, 0.1):
+        name += f"-pgd{check.pgd_steps}x{check.pgd_alpha_ratio:g}"
+    return name + ".json"
+
+
 def _masking_job(job: tuple[str, str, MaskingCheck, str]) -> None:
     """Evaluate one stored model and write its masking flags (runs in a worker)."""
     import torch
 
     run_dir, dataset, check, out = job
-    from robustcompress import attacks
     from robustcompress.data import load_dataset
     from robustcompress.evaluation import evaluate
     from robustcompress.training import load_model
 
     model = load_model(run_dir)
     test = load_dataset(dataset, "test", limit=check.size, seed=check.seed)
+    checked = check.attacks()
     record = evaluate(
         model,
         (test.images, test.labels),
-        {
-            "fgsm": attacks.get("fgsm", eps=check.eps),
-            "pgd": attacks.get("pgd", eps=check.eps, steps=20, alpha=check.eps / 10),
-        },
+        checked,
         eps=[check.eps / 2, check.eps],
         device="cpu",
     )
@@ -423,6 +445,10 @@ def _masking_job(job: tuple[str, str, MaskingCheck, str]) -> None:
             for i in range(0, len(full.labels), 1000)
         )
     payload = {
+        "attacks": {
+            label: {"attack": a.name, "norm": a.norm, **a.settings()}
+            for label, a in checked.items()
+        },
         "test_accuracy": correct / len(full.labels),
         "test_size": len(full.labels),
         "n": int(record.n),
