@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-import copy
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
+
+from robustcompress.experiments.recipes.methods import deep_merge
 
 TINY: dict[str, Any] = {
     "data": {"dataset": "mnist", "limit": 256},
@@ -24,13 +25,7 @@ TINY: dict[str, Any] = {
 
 def merge(base: dict[str, Any], overrides: dict[str, Any]) -> dict[str, Any]:
     """Deep merge of nested dicts (``overrides`` wins)."""
-    out = copy.deepcopy(base)
-    for key, value in overrides.items():
-        if isinstance(value, dict) and isinstance(out.get(key), dict):
-            out[key] = merge(out[key], value)
-        else:
-            out[key] = copy.deepcopy(value)
-    return out
+    return deep_merge(base, overrides)
 
 
 @pytest.fixture

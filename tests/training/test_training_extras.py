@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 import torch
 from torch import nn
+from training_helpers import Stop, StopAt
 
 from robustcompress.data import make_subspace_dataset
 from robustcompress.errors import CheckpointError, ConfigError
@@ -118,19 +119,6 @@ class _Noisy(Callback):
             self.scale.copy_(state["scale"])  # in place: the optimiser holds this tensor
 
 
-class _Stop(Exception):
-    pass
-
-
-@dataclass
-class _StopAt(Callback):
-    step: int
-
-    def on_step_end(self, trainer: Trainer, step: int, terms: Mapping[str, float]) -> None:
-        if step == self.step:
-            raise _Stop
-
-
 @pytest.mark.parametrize(
     "optimizer",
     [OptimizerConfig(lr=0.1, momentum=0.9), OptimizerConfig(name="adam", lr=0.01)],
@@ -146,8 +134,8 @@ def test_killed_run_resumes_stateful_extra_exactly(
     assert reference_extra.count == 12
 
     killed_extra = _Noisy(seed=7)
-    killed = _trainer(tmp_path / "resumed", [killed_extra, _StopAt(7)], optimizer=optimizer, **kw)
-    with pytest.raises(_Stop):
+    killed = _trainer(tmp_path / "resumed", [killed_extra, StopAt(7)], optimizer=optimizer, **kw)
+    with pytest.raises(Stop):
         killed.fit()
     assert killed_extra.count == 7  # ran past the checkpoint at step 5
     assert list_checkpoints(killed.checkpoint_dir)[-1].name == "ckpt-00000005.safetensors"
@@ -171,8 +159,8 @@ def test_killed_run_resumes_stateful_extra_exactly(
 
 
 def test_resume_with_other_extras_is_refused(tmp_path: Path) -> None:
-    with pytest.raises(_Stop):
-        _trainer(tmp_path / "run", [_Noisy(), _StopAt(4)], checkpoint_every=1).fit()
+    with pytest.raises(Stop):
+        _trainer(tmp_path / "run", [_Noisy(), StopAt(4)], checkpoint_every=1).fit()
     with pytest.raises(CheckpointError, match="holds the state of callbacks _Noisy"):
         _trainer(tmp_path / "run", [], checkpoint_every=1).fit()
     pruning = MagnitudePruning(sparsity=0.5)

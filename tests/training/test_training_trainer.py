@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, ClassVar
@@ -11,6 +11,7 @@ from typing import Any, ClassVar
 import pytest
 import torch
 import torch.nn.functional as F
+from training_helpers import Stop, StopAt
 
 from robustcompress import attacks
 from robustcompress.attacks import FixedEpsilonAttack
@@ -19,7 +20,6 @@ from robustcompress.models import weight_matrices
 from robustcompress.regularizers import L1, Joint, Nuclear
 from robustcompress.training import (
     AdversarialTraining,
-    Callback,
     Trainer,
     derive_seed,
     learning_rate,
@@ -61,19 +61,6 @@ def test_natural_training_tracks_checkpoints_and_learns(make_trainer: MakeTraine
     assert 0 < result.timing["tracking_fraction"] < 1
 
 
-class _Stop(Exception):
-    pass
-
-
-@dataclass
-class _StopAt(Callback):
-    step: int
-
-    def on_step_end(self, trainer: Trainer, step: int, terms: Mapping[str, float]) -> None:
-        if step == self.step:
-            raise _Stop
-
-
 def test_interrupted_run_resumes_to_identical_metrics(
     make_trainer: MakeTrainer, tmp_path: Path
 ) -> None:
@@ -83,8 +70,8 @@ def test_interrupted_run_resumes_to_identical_metrics(
     reference = make_trainer(run_dir=tmp_path / "reference", **kw)
     reference.fit()
 
-    interrupted = make_trainer(run_dir=tmp_path / "resumed", callbacks=[_StopAt(7)], **kw)
-    with pytest.raises(_Stop):
+    interrupted = make_trainer(run_dir=tmp_path / "resumed", callbacks=[StopAt(7)], **kw)
+    with pytest.raises(Stop):
         interrupted.fit()
     assert list_checkpoints(interrupted.checkpoint_dir)[-1].name == "ckpt-00000005.safetensors"
     assert max(r["step"] for r in read_metrics(interrupted.metrics_path)) == 6
