@@ -33,3 +33,8 @@ class CheckpointError(RobustCompressError):
 
 class TrainingError(RobustCompressError):
     """Training cannot continue (for example a non-finite loss)."""
+
+
+class DivergedError(TrainingError):
+    """Training diverged (non-finite values, an exploding loss, accuracy collapsing to
+    chance): the run is recorded as ``diverged`` and its model must not be evaluated."""

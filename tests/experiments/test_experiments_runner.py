@@ -16,7 +16,7 @@ import pytest
 import torch
 import yaml
 
-from robustcompress.errors import ConfigError, TrainingError
+from robustcompress.errors import ConfigError, DivergedError
 from robustcompress.experiments import RunRecord, read_record, resume, run
 from robustcompress.models import weight_matrices
 from robustcompress.training import Trainer, load_model, read_checkpoint
@@ -176,26 +176,28 @@ def test_missing_starting_run_is_one_line(write_config: WriteConfig, runs_dir: P
         _run(write_config("orphan2", training={"init_from": "nothere.yaml"}), runs_dir)
 
 
-def test_non_finite_loss_fails_the_run_and_keeps_last_good_checkpoint(
+def test_non_finite_loss_stops_the_run_as_diverged_and_keeps_last_good_checkpoint(
     write_config: WriteConfig, runs_dir: Path
 ) -> None:
+    # the loss rule of the divergence monitor is off, so the non-finite guard decides
     path = write_config(
         "diverge",
         model={"kwargs": {"activation_name": "relu"}},
         optimizer={"lr": 1.0e6, "epochs": 3},
         checkpoint={"every": 1},
         tracking={"attacks": {}},
+        training={"divergence": {"enabled": False}},
     )
-    with pytest.raises(TrainingError, match=r"non-finite (loss|weights) .*step \d+"):
+    with pytest.raises(DivergedError, match=r"non-finite (loss|weights) .*step \d+"):
         _run(path, runs_dir)
     (run_dir,) = runs_dir.iterdir()
     record = read_record(run_dir)
-    assert record.status == "failed"
+    assert record.status == "diverged"
     summary = json.loads((run_dir / "summary.json").read_text())
     checkpoint = run_dir / summary["checkpoint"]
     assert checkpoint.is_file()
     assert all(torch.isfinite(v).all() for v in read_checkpoint(checkpoint).model_state().values())
-    with pytest.raises(TrainingError, match="failed before"):
+    with pytest.raises(DivergedError, match="diverged before"):
         _run(path, runs_dir)
 
 

@@ -130,8 +130,12 @@ def test_a_failing_run_does_not_stop_the_sweep(
     )
     assert done == ["lr-lr=1000000.0", "lr-lr=0.05"]
     assert list(result.errors) == ["lr-lr=1000000.0"]
-    assert "non-finite" in result.errors["lr-lr=1000000.0"]
+    assert "training loss exploded" in result.errors["lr-lr=1000000.0"]
     assert [row["runs"] for row in result.summary] == [0, 1]
+    # the diverged run is counted as left out, never averaged in
+    assert [row["excluded"] for row in result.summary] == [{"diverged": 1}, {}]
+    stored = json.loads(result.path.read_text())
+    assert [r["status"] for r in stored["runs"]] == ["diverged", "finished"]
 
 
 def test_variant_starting_from_another_variant_runs_after_it(

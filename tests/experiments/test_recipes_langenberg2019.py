@@ -205,6 +205,7 @@ def test_tiny_reproduction_writes_manifest_and_reuses_runs(tmp_path: Path) -> No
             "iterative_weaker_than_single_step",
             "low_fooling_at_large_eps",
             "non_monotone_curve",
+            "near_chance_accuracy",
         ]
         assert all(f["checked"] for f in m["flags"])
         assert m["test_size"] == 10000 and 0 <= m["test_accuracy"] <= 1

@@ -211,6 +211,41 @@ def check_large_eps(
     )
 
 
+MIN_CORRECT = 30
+"""Fewest correctly classified inputs a fooling ratio may be over before it is flagged."""
+
+CHANCE_MARGIN = 0.1
+"""Clean accuracy within this of chance (1/K) is flagged: the model has not learned."""
+
+
+def check_clean_accuracy(
+    n_correct: int, n: int, num_classes: int, *, min_correct: int = MIN_CORRECT
+) -> MaskingFlag:
+    """Flag a model at or near chance, or with too few correct inputs to judge.
+
+    A fooling ratio is over the correctly classified inputs; for a model at chance
+    accuracy (a diverged or untrained one) that is a handful of inputs, and a ratio of
+    0 there is not robustness. Triggers when fewer than ``min_correct`` inputs are
+    classified correctly or the clean accuracy is at most ``1/K +`` :data:`CHANCE_MARGIN`.
+    """
+    name = "near_chance_accuracy"
+    if n == 0:
+        return _not_checked(name, CHANCE_MARGIN, "no inputs")
+    accuracy = n_correct / n
+    chance = 1.0 / max(2, num_classes)
+    triggered = n_correct < min_correct or accuracy <= chance + CHANCE_MARGIN
+    return MaskingFlag(
+        name,
+        triggered,
+        accuracy,
+        chance + CHANCE_MARGIN,
+        f"clean accuracy {accuracy:.3f} ({n_correct} of {n} inputs correct; chance ≈ "
+        f"{chance:.3f}; triggers at ≤ {chance + CHANCE_MARGIN:.3f} or fewer than "
+        f"{min_correct} correct): fooling ratios over so few correctly classified inputs "
+        "say nothing about robustness",
+    )
+
+
 def largest_rise(eps: Sequence[float], values: Sequence[float]) -> float:
     """``max_{ε_i < ε_j} (v_j − v_i)``: the largest increase along a curve sorted by ε.
 

@@ -658,7 +658,8 @@ def _best_by_eps(curves: Iterable[dict[float, float]]) -> dict[float, float]:
 
 
 def masking_flags(record: EvaluationRecord) -> list[MaskingFlag]:
-    """The four gradient-masking flags of ``record`` (needs its reference runs)."""
+    """The gradient-masking flags of ``record`` (needs its reference runs), and the
+    near-chance guard: a model at chance accuracy is not judged robust."""
     if "reference_fgsm" not in record.references:
         raise ConfigError(
             "this record has no reference runs for the masking checks: "
@@ -688,11 +689,15 @@ def masking_flags(record: EvaluationRecord) -> list[MaskingFlag]:
         for label, curve in record.attacks.items()
         if curve.kind == FIXED
     }
+    labels = np.asarray(record.labels)
+    n_correct = int(correctly_classified(record.pred_clean, record.labels).sum())
+    num_classes = int(labels.max()) + 1 if labels.size else 2
     return [
         checks.check_gradients(record.degenerate_gradient),
         checks.check_iterative_vs_single_step(single_step, iterative),
         checks.check_large_eps(fgsm.get(checks.LARGE_EPS)),
         checks.check_monotone(curves),
+        checks.check_clean_accuracy(n_correct, int(labels.size), num_classes),
     ]
 
 

@@ -218,6 +218,34 @@ class AdversarialConfig(_Section):
         return {"eps": self.eps, **{k: v for k, v in given.items() if v is not None}}
 
 
+class DivergenceConfig(_Section):
+    """When a run counts as diverged and is stopped (see
+    :mod:`robustcompress.training.divergence`): an exploding loss or an accuracy that
+    collapses to chance. Non-finite values always stop a run."""
+
+    enabled: bool = added_field(True, description="watch the run for divergence")
+    loss_factor: float = added_field(
+        100.0, gt=1, description="diverged when the loss's moving average exceeds this × its best"
+    )
+    ema_weight: float = added_field(
+        0.1, gt=0, le=1, description="weight of each step in the loss's moving average"
+    )
+    warmup_steps: int = added_field(0, ge=0, description="steps before the loss rule applies")
+    learned_margin: float = added_field(
+        0.2, gt=0, lt=1, description="accuracy above chance that counts as having learned"
+    )
+    collapse_fraction: float = added_field(
+        0.25,
+        ge=0,
+        lt=1,
+        description="diverged when accuracy ≤ chance + this × (best − chance)",
+    )
+
+    def monitor_settings(self) -> dict[str, Any]:
+        """The settings of :class:`~robustcompress.training.divergence.DivergenceMonitor`."""
+        return self.model_dump(exclude={"enabled"})
+
+
 class TrainingConfig(_Section):
     """Natural or adversarial training, optionally starting from another run's weights."""
 
@@ -228,6 +256,10 @@ class TrainingConfig(_Section):
     init_from: str | None = Field(
         default=None,
         description="fine-tune from this run: a config file, a run directory or a run name",
+    )
+    divergence: DivergenceConfig = added_field(
+        default_factory=DivergenceConfig,
+        description="divergence detection (on by default; see robustcompress.training.divergence)",
     )
 
     @model_validator(mode="after")

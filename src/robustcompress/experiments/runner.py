@@ -27,7 +27,7 @@ from typing import Any
 import torch
 
 from robustcompress.device import resolve_device
-from robustcompress.errors import ConfigError, TrainingError
+from robustcompress.errors import ConfigError, DivergedError, TrainingError
 from robustcompress.experiments.config import (
     RunConfig,
     check_against_model,
@@ -143,9 +143,10 @@ def _run(
 
     with run_lock(run_dir, on_wait=waiting):
         summary = read_json(run_dir / SUMMARY_FILE)
-        if summary.get("status") == "failed":
-            raise TrainingError(
-                f"run {run_dir} failed before: {summary.get('error')} "
+        if summary.get("status") in ("failed", "diverged"):
+            error = DivergedError if summary["status"] == "diverged" else TrainingError
+            raise error(
+                f"run {run_dir} {summary['status']} before: {summary.get('error')} "
                 f"(delete {run_dir} to run it again)"
             )
         if summary.get("status") != "finished":  # else another process just finished it
@@ -185,6 +186,7 @@ def _train(
     from robustcompress.training import (
         AdversarialTraining,
         CleanTracker,
+        DivergenceMonitor,
         FoolingRatioTracker,
         MutualInformationTracker,
         StructureTracker,
@@ -248,6 +250,8 @@ def _train(
                 )
             )
         extras = [build_extra(e.name, **e.settings()) for e in config.extras]
+        if config.training.divergence.enabled:
+            extras.append(DivergenceMonitor(**config.training.divergence.monitor_settings()))
         opt = config.optimizer
         assert opt.batch_size is not None
         settings = TrainingSettings(
@@ -279,19 +283,20 @@ def _train(
         try:
             result = trainer.fit()
         except TrainingError as exc:
+            status = "diverged" if isinstance(exc, DivergedError) else "failed"
             write_json_atomic(
                 run_dir / SUMMARY_FILE,
                 {
                     "name": config.name,
                     "hash": digest,
-                    "status": "failed",
+                    "status": status,
                     "error": str(exc),
                     "checkpoint": _relative(trainer.last_checkpoint, run_dir),
                     "started": started,
                     "ended": time.strftime("%Y-%m-%d %H:%M:%S"),
                 },
             )
-            reporter.message(f"failed: {exc}")
+            reporter.message(f"{status}: {exc}")
             raise
         write_json_atomic(
             run_dir / SUMMARY_FILE,

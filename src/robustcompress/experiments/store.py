@@ -6,14 +6,16 @@ Layout of ``<runs root>/<name>-<config hash>/``:
   replaced by the starting run's directory);
 * ``metrics.jsonl``: tracker rows, appended as they happen;
 * ``checkpoints/``: safetensors checkpoints (:mod:`robustcompress.training.checkpoint`);
-* ``summary.json``: written when the run ends: status (``finished`` or ``failed``),
-  final metrics, timing, the last checkpoint and, for failures, the error;
+* ``summary.json``: written when the run ends: status (``finished``, ``failed`` or
+  ``diverged``), final metrics, timing, the last checkpoint and, for failures and
+  divergence, the error;
 * ``log.txt``: the human-readable log;
 * ``run.lock``: held (``flock``) by the process training the run.
 
-A run's status is ``running`` while its lock is held, else ``finished`` or
-``failed`` from ``summary.json``, else ``incomplete`` (started, then killed or
-interrupted; ``robustcompress resume`` continues it).
+A run's status is ``running`` while its lock is held, else ``finished``, ``failed``
+or ``diverged`` (stopped by :mod:`robustcompress.training.divergence`: its metrics
+must not be read as robustness) from ``summary.json``, else ``incomplete`` (started,
+then killed or interrupted; ``robustcompress resume`` continues it).
 
 The runs root is the ``runs_dir`` argument, else ``$ROBUSTCOMPRESS_RUNS``, else
 ``./runs``.
@@ -39,7 +41,7 @@ from robustcompress.training.trackers import latest_values, read_metrics
 
 ENV_VAR = "ROBUSTCOMPRESS_RUNS"
 DEFAULT_RUNS_DIR = "runs"
-STATUSES = ("running", "finished", "failed", "incomplete")
+STATUSES = ("running", "finished", "failed", "diverged", "incomplete")
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -181,11 +183,12 @@ def run_lock(run_dir: Path, on_wait: Any = None) -> Iterator[None]:
 
 
 def run_status(run_dir: Path) -> str:
-    """``running``, ``finished``, ``failed`` or ``incomplete`` (see module docstring)."""
+    """``running``, ``finished``, ``failed``, ``diverged`` or ``incomplete`` (see module
+    docstring)."""
     if is_locked(run_dir):
         return "running"
     summary = read_json(run_dir / SUMMARY_FILE)
-    if summary.get("status") in ("finished", "failed"):
+    if summary.get("status") in ("finished", "failed", "diverged"):
         return str(summary["status"])
     return "incomplete"
 

@@ -41,7 +41,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from robustcompress.errors import ConfigError, RobustCompressError
+from robustcompress.errors import ConfigError, DivergedError, RobustCompressError
 from robustcompress.experiments.config import (
     RunConfig,
     format_validation_error,
@@ -251,6 +251,7 @@ def run_sweep(
     root = runs_root(runs_dir)
     records: dict[str, RunRecord | None] = {}
     errors: dict[str, str] = {}
+    statuses: dict[str, str] = {}
     for level in _levels(sweep):
         futures: dict[Future[RunRecord], SweepPoint] = {
             executor.submit(p.config, dependencies=sweep.dependencies): p for p in level
@@ -267,6 +268,7 @@ def run_sweep(
                     records[name] = future.result()
                 else:
                     records[name] = None
+                    statuses[name] = "diverged" if isinstance(error, DivergedError) else "failed"
                     errors[name] = (
                         str(error)
                         if isinstance(error, RobustCompressError)
@@ -275,7 +277,7 @@ def run_sweep(
                 if on_done is not None:
                     on_done(point, records[name], errors.get(name))
     ordered = [records.get(p.config.name) for p in sweep.points]
-    summary = summarize(sweep.points, ordered)
+    summary = summarize(sweep.points, ordered, statuses)
     path = root / "sweeps" / sweep.name / "sweep_summary.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     write_json_atomic(
@@ -289,7 +291,7 @@ def run_sweep(
                     "variant": p.variant,
                     "params": p.params,
                     "run_dir": str(r.run_dir) if r else None,
-                    "status": r.status if r else "failed",
+                    "status": r.status if r else statuses.get(p.config.name, "failed"),
                     "error": errors.get(p.config.name),
                 }
                 for p, r in zip(sweep.points, ordered, strict=True)
@@ -301,17 +303,30 @@ def run_sweep(
 
 
 def summarize(
-    points: Sequence[SweepPoint], records: Sequence[RunRecord | None]
+    points: Sequence[SweepPoint],
+    records: Sequence[RunRecord | None],
+    statuses: Mapping[str, str] | None = None,
 ) -> list[dict[str, Any]]:
-    """Mean ± std (ddof = 1) and count of each final metric per variant and grid point."""
+    """Mean ± std (ddof = 1) and count of each final metric per variant and grid point.
+
+    Only finished runs enter the aggregates; the others are counted per status in
+    ``excluded`` (e.g. ``{"diverged": 1}``), so a diverged run is never averaged in
+    silently. ``statuses`` gives the status of runs without a record (by run name).
+    """
     groups: dict[Any, list[tuple[SweepPoint, RunRecord]]] = {}
+    excluded: dict[Any, dict[str, int]] = {}
     order: list[Any] = []
     for point, record in zip(points, records, strict=True):
         if point.group not in groups:
             groups[point.group] = []
+            excluded[point.group] = {}
             order.append(point.group)
         if record is not None and record.status == "finished":
             groups[point.group].append((point, record))
+        else:
+            status = record.status if record is not None else None
+            status = status or (statuses or {}).get(point.config.name, "failed")
+            excluded[point.group][status] = excluded[point.group].get(status, 0) + 1
     rows = []
     for key in order:
         members = groups[key]
@@ -327,6 +342,7 @@ def summarize(
                 "variant": first.variant,
                 "params": params,
                 "runs": len(members),
+                "excluded": excluded[key],
                 "seeds": [p.params.get(REPLICATE_KEY, p.config.seed) for p, _ in members],
                 "metrics": metrics,
             }

@@ -3,6 +3,8 @@
 * :mod:`~robustcompress.training.trainer`: the training loop (Langenberg et al. 2019,
   §5) with adversarial examples, the regularizers of eq. (8), proximal steps, masks
   and :class:`~robustcompress.training.trainer.Callback` hooks;
+* :mod:`~robustcompress.training.divergence`: stops a run whose loss explodes or
+  whose accuracy collapses to chance (status ``diverged``);
 * :mod:`~robustcompress.training.extras`: the registry of training extras (stateful
   callbacks a run config names, e.g. ``magnitude_pruning``);
 * :mod:`~robustcompress.training.trackers`: accuracy, loss terms, fooling ratios and
@@ -15,6 +17,7 @@
 """
 
 from robustcompress.training.checkpoint import load_model, load_weights, read_checkpoint
+from robustcompress.training.divergence import DivergenceMonitor
 from robustcompress.training.extras import (
     MagnitudePruning,
     SettingError,
@@ -52,6 +55,7 @@ __all__ = [
     "AdversarialTraining",
     "Callback",
     "CleanTracker",
+    "DivergenceMonitor",
     "EvaluationContext",
     "FoolingRatioTracker",
     "MagnitudePruning",

@@ -64,7 +64,7 @@ from torch import nn
 
 from robustcompress.attacks import Attack
 from robustcompress.catalogue import headline
-from robustcompress.errors import CheckpointError, ConfigError, TrainingError
+from robustcompress.errors import CheckpointError, ConfigError, DivergedError
 from robustcompress.models import resolve_weight_matrix, weight_matrices
 from robustcompress.regularizers import Regularizer, regularized_loss
 from robustcompress.training.checkpoint import (
@@ -213,6 +213,11 @@ class Callback:
       trainer.steps_per_epoch`` at the last step of an epoch.
     * :meth:`on_step_end` ``(trainer, step, terms)``: every step, before tracking
       and checkpointing; for observing (the weights are final for this step).
+    * :meth:`on_track` ``(trainer, step, values)``: after every tracking event, with
+      the values just written to ``metrics.jsonl`` (``metric`` or ``metric/layer``
+      keys), before any checkpoint of that step; raising here (e.g.
+      :class:`~robustcompress.errors.DivergedError`) keeps the model out of the
+      checkpoints.
     * :meth:`on_epoch_end` ``(trainer, epoch)``: after the epoch-end tracking (its
       values are in ``trainer.latest``) and before the epoch-end checkpoint.
     * :meth:`on_train_end` ``(trainer, result)``: after the last epoch.
@@ -231,6 +236,11 @@ class Callback:
     """Key of the callback's state in checkpoints and of its loss term; set by
     :func:`~robustcompress.training.extras.build_extra`. Empty: the class name."""
 
+    state_optional: bool = False
+    """True for a watcher that every run gets and that older checkpoints may lack (the
+    divergence monitor): resuming from a checkpoint without its state starts it fresh
+    instead of refusing. An extra that changes training must keep this False."""
+
     def setup(self, model: nn.Module) -> None: ...
 
     def parameters(self) -> Iterable[nn.Parameter]:
@@ -244,6 +254,8 @@ class Callback:
     def after_optimizer_step(self, trainer: Trainer, step: int) -> None: ...
 
     def on_step_end(self, trainer: Trainer, step: int, terms: Mapping[str, float]) -> None: ...
+
+    def on_track(self, trainer: Trainer, step: int, values: Mapping[str, float]) -> None: ...
 
     def on_epoch_end(self, trainer: Trainer, epoch: int) -> None: ...
 
@@ -495,7 +507,7 @@ class Trainer:
         if self.callbacks:
             loss = self._extra_loss_terms(loss, terms)
         if not torch.isfinite(loss):
-            raise TrainingError(
+            raise DivergedError(
                 f"non-finite loss at step {step} (epoch {pos.epoch}): "
                 + ", ".join(f"{k}={v:.4g}" for k, v in terms.items())
                 + f"; the last good checkpoint is {self._last_good()}; "
@@ -583,6 +595,8 @@ class Trainer:
         self._latest = {r.key: r.value for r in records}
         pos.timing["tracking_s"] += time.perf_counter() - start
         pos.timing["tracking_events"] = pos.timing.get("tracking_events", 0) + 1
+        for callback in self.callbacks:
+            callback.on_track(self, pos.step, self._latest)
 
     def _log_epoch(self, mean_loss: float) -> None:
         pos, t = self.position, self.position.timing
@@ -617,7 +631,7 @@ class Trainer:
         start = time.perf_counter()
         for name, p in self.model.named_parameters():
             if not torch.isfinite(p).all():
-                raise TrainingError(
+                raise DivergedError(
                     f"non-finite weights in {name} at step {pos.step} (epoch {pos.epoch}); "
                     f"not checkpointed, the last good checkpoint is {self._last_good()}; "
                     "lower optimizer.lr or the regularization strengths"
@@ -689,7 +703,7 @@ class Trainer:
                         f"{checkpoint.path}: cannot restore the state of callback {key!r}: "
                         f"{type(exc).__name__}: {exc}"
                     ) from exc
-            elif callback.state_dict():
+            elif callback.state_dict() and not callback.state_optional:
                 raise CheckpointError(
                     f"{checkpoint.path} holds no state for callback {key!r}: the run that "
                     "wrote it had other callbacks (extras); resume with the same ones"

@@ -367,9 +367,9 @@ def masking_flags_for(
     Each model is evaluated with :func:`robustcompress.evaluation.evaluate` (FGSM, and
     PGD with T = 20 and α = ε/10: the paper's 0.005 at ε = 0.05) at ε/2 and ε =
     ``check.eps`` (two budgets, so the monotonicity check runs) on a fixed, seeded
-    test subset of ``check.size`` images; the four flags (degenerate
-    gradients, iterative weaker than single-step, no success at ε = 1, non-monotone
-    curves) are stored as dicts, with the clean accuracy on the whole test set
+    test subset of ``check.size`` images; the flags (degenerate gradients, iterative
+    weaker than single-step, no success at ε = 1, non-monotone curves, accuracy near
+    chance) are stored as dicts, with the clean accuracy on the whole test set
     (``test_accuracy``, ``test_size``: the numbers Tables 1–2 compare with). The cache
     file is keyed by the run directory and the check's settings, so a second call
     reuses it.
