@@ -39,9 +39,11 @@ def test_natural_run_directory_and_record(natural_run: RunRecord) -> None:
     assert len(record.config_hash) == 10
     files = {p.name for p in record.run_dir.iterdir()}
     assert {"config.yaml", "metrics.jsonl", "checkpoints", "summary.json", "log.txt"} <= files
-    assert [p.name for p in (record.run_dir / "checkpoints").iterdir()] == [
-        "ckpt-00000004-e001.safetensors"
+    assert sorted(p.name for p in (record.run_dir / "checkpoints").iterdir()) == [
+        "ckpt-00000004-e001.safetensors",
+        "ckpt-00000004-e001.safetensors.sha256",
     ]
+    assert "run.lock" not in files  # removed when the run stopped
     final = record.final
     expected = {"accuracy", "loss/ce", "fooling_ratio/fgsm", "fooling_ratio/pgd", "train/loss"}
     assert expected <= set(final)
@@ -74,7 +76,7 @@ def test_rerun_of_a_finished_config_is_a_noop(
         raise AssertionError("a finished run must not be retrained")
 
     monkeypatch.setattr(Trainer, "fit", never)
-    checkpoint = next((natural_run.run_dir / "checkpoints").iterdir())
+    checkpoint = natural_run.run_dir / "checkpoints" / "ckpt-00000004-e001.safetensors"
     before = (checkpoint.stat().st_mtime_ns, natural_run.metrics_path.stat().st_mtime_ns)
     again = _run(shared_dir / "natural.yaml", shared_dir / "runs")
     assert again.run_dir == natural_run.run_dir and again.final == natural_run.final

@@ -56,7 +56,8 @@ def test_names_sort_by_step_and_mark_epoch_ends(tmp_path: Path) -> None:
 def test_roundtrip_and_no_temporary_left(tmp_path: Path) -> None:
     model = _model()
     path = _save(tmp_path / "checkpoints", model, 5, epoch=1)
-    assert [p.name for p in path.parent.iterdir()] == [path.name]
+    # the checkpoint and the SHA-256 recorded beside it, no temporary file
+    assert sorted(p.name for p in path.parent.iterdir()) == [path.name, path.name + ".sha256"]
     checkpoint = read_checkpoint(path)
     assert checkpoint.step == 5 and checkpoint.epoch == 1
     for key, value in model.state_dict().items():
@@ -95,7 +96,7 @@ def test_missing_and_corrupt_checkpoints(tmp_path: Path) -> None:
         find_checkpoint(tmp_path)
     bad = tmp_path / checkpoint_name(1)
     bad.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{not json")
-    with pytest.raises(CheckpointError, match="cannot read checkpoint"):
+    with pytest.raises(CheckpointError, match="is corrupt: it cannot be read"):
         read_checkpoint(bad)
 
 

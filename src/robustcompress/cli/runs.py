@@ -16,7 +16,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="list runs: status, progress and headline metrics",
         description=(
             "List the runs under the runs root: status (running, finished, failed, "
-            "incomplete), epochs done, final accuracy and fooling ratios."
+            "incomplete), epochs done, final accuracy and fooling ratios, and why a "
+            "failed run failed (one line; --json gives it as 'reason')."
         ),
     )
     add_runs_dir_flag(p)
@@ -45,8 +46,12 @@ def handle(args: argparse.Namespace) -> int:
             "epochs": f"{done}/{total}",
         }
         row.update({m: r.final.get(m) for m in headline})
+        row["reason"] = r.reason or ""
         rows.append(row)
-    print_table(rows, ["run", "status", "epochs", *headline], title=str(runs_root(args.runs_dir)))
+    columns = ["run", "status", "epochs", *headline]
+    if any(r.reason for r in records):
+        columns.append("reason")
+    print_table(rows, columns, title=str(runs_root(args.runs_dir)))
     return 0
 
 

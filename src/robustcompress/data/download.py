@@ -3,7 +3,9 @@
 Each file is fetched from its mirrors in turn into a temporary file beside its
 destination, verified against the catalog's checksums, and only then moved into
 place with :func:`os.replace` (atomic on one file system), so an interrupted or
-corrupt download never leaves a file where a loader would read it.
+corrupt download never leaves a file where a loader would read it. A download that
+fails leaves nothing behind: no temporary file, none of the data set's files fetched
+by the failed call, and no folder it created (the cache folder included).
 
 The network access is one function, ``fetch(url, dest)``; pass another (or
 monkeypatch :func:`fetch_url`) to serve local bytes in tests.
@@ -49,6 +51,15 @@ def download_file(spec: FileSpec, directory: Path, *, fetch: Fetch | None = None
     mirror tried and why it failed.
     """
     fetch = fetch or fetch_url
+    created = _missing_folders(directory)
+    try:
+        return _download_file(spec, directory, fetch)
+    except BaseException:
+        _remove_empty(created)
+        raise
+
+
+def _download_file(spec: FileSpec, directory: Path, fetch: Fetch) -> Path:
     directory.mkdir(parents=True, exist_ok=True)
     final = directory / spec.name
     if final.is_file() and check_file(final, spec).ok:
@@ -81,10 +92,42 @@ def download_dataset(
     """Download every official file of data set ``name``; return the folder holding them.
 
     The folder is ``directory`` or ``<user cache>/<name>`` (the cache is searched by
-    :func:`~robustcompress.data.locate.find_dataset`).
+    :func:`~robustcompress.data.locate.find_dataset`). If one file cannot be had, the
+    files this call fetched and the folders it created are removed before the
+    :class:`DataError` is raised.
     """
     info = dataset_info(name)
     target = Path(directory) if directory is not None else user_cache_dir() / info.name
-    for spec in info.files:
-        download_file(spec, target, fetch=fetch)
+    created = _missing_folders(target)
+    fetched: list[Path] = []
+    try:
+        for spec in info.files:
+            existed = (target / spec.name).exists()
+            path = download_file(spec, target, fetch=fetch)
+            if not existed:
+                fetched.append(path)
+    except BaseException:
+        for path in fetched:
+            path.unlink(missing_ok=True)
+        _remove_empty(created)
+        raise
     return target
+
+
+def _missing_folders(directory: Path) -> list[Path]:
+    """``directory`` and its ancestors that do not exist yet, deepest first."""
+    missing: list[Path] = []
+    for folder in (directory, *directory.parents):
+        if folder.exists():
+            break
+        missing.append(folder)
+    return missing
+
+
+def _remove_empty(folders: list[Path]) -> None:
+    """Remove each of ``folders`` (deepest first) while it is empty."""
+    for folder in folders:
+        try:
+            folder.rmdir()
+        except OSError:  # not empty (another process put files there), or gone
+            break

@@ -3,16 +3,20 @@
 The run directory is ``<runs root>/<name>-<config hash>/`` (see
 :mod:`robustcompress.experiments.store`). Running a config that already finished
 returns the stored record without recomputing; a config whose run was killed
-continues from its last checkpoint; a config that failed (non-finite loss) raises
-the stored error again until its directory is deleted.
+continues from its newest good checkpoint; a config that failed in training
+(non-finite loss) raises the stored error again until its directory is deleted,
+while one that failed for another reason (data missing or unreadable) is tried
+again. Every failure is recorded in ``summary.json`` with its one-line reason.
 
 A config may start from another run (``training.init_from``, e.g. adversarial
 fine-tuning of the naturally trained model, Langenberg et al. §5). The reference
 is, in this order: a run name defined by the caller (a sweep's own runs), a config
 file (relative to the referring config; it is run first if it has not been), a run
-directory, or the name of a finished run under the runs root. The starting run's
-weights (its last checkpoint) initialise the model; its config hash enters this
-run's hash.
+directory (also a directory name under the runs root: that is how ``config.yaml``
+stores it, see :func:`~robustcompress.experiments.store.stored_start`), or the name
+of a finished run under the runs root. The starting run's weights (its last
+checkpoint) initialise the model; its config hash, not its path, enters this run's
+hash, so moving a runs root changes no hash.
 """
 
 from __future__ import annotations
@@ -27,7 +31,13 @@ from typing import Any
 import torch
 
 from robustcompress.device import resolve_device
-from robustcompress.errors import ConfigError, DivergedError, TrainingError
+from robustcompress.errors import (
+    CheckpointError,
+    ConfigError,
+    DivergedError,
+    RobustCompressError,
+    TrainingError,
+)
 from robustcompress.experiments.config import (
     RunConfig,
     check_against_model,
@@ -36,11 +46,13 @@ from robustcompress.experiments.config import (
     parse_config,
 )
 from robustcompress.experiments.store import (
+    CHECKPOINT_DIR,
     CONFIG_FILE,
     LOG_FILE,
     SUMMARY_FILE,
     RunRecord,
     find_runs_by_name,
+    one_line,
     read_json,
     read_record,
     run_dir_name,
@@ -48,9 +60,11 @@ from robustcompress.experiments.store import (
     run_status,
     runs_root,
     split_run_dir_name,
+    stored_start,
     write_json_atomic,
     write_text_atomic,
 )
+from robustcompress.training.checkpoint import list_checkpoints, newest_good_checkpoint
 
 ConfigLike = RunConfig | Mapping[str, Any] | str | os.PathLike[str]
 
@@ -101,10 +115,16 @@ def resume(
     progress: bool | None = None,
     echo: bool = True,
 ) -> RunRecord:
-    """Continue the run in ``run_dir`` from its last checkpoint (a no-op if it finished)."""
+    """Continue the run in ``run_dir`` from its newest good checkpoint.
+
+    A finished run is left as it is, unless its final checkpoint is corrupt: then it is
+    trained again from its newest good checkpoint, and when every checkpoint is
+    corrupt a :class:`CheckpointError` says so (and what to do).
+    """
     run_dir = Path(run_dir)
     record = read_record(run_dir)
-    if record.status == "finished":
+    repair = record.status == "finished" and not _final_checkpoint_is_good(run_dir)
+    if record.status == "finished" and not repair:
         return record
     config = parse_config(record.config, run_dir / CONFIG_FILE)
     root = run_dir.parent
@@ -115,7 +135,43 @@ def resume(
             f"{run_dir / CONFIG_FILE}: its hash is {digest}, the directory says "
             f"{record.config_hash}: the file was edited; restore it or start a new run"
         )
+    if repair:
+        if echo:
+            print(
+                f"run {run_dir.name} finished, but its final checkpoint is corrupt: "
+                "training it again from its newest good checkpoint",
+                file=sys.stderr,
+            )
+        with run_lock(run_dir):
+            (run_dir / SUMMARY_FILE).unlink(missing_ok=True)
     return _run(config, root, device, progress, echo, {}, ())
+
+
+def _final_checkpoint_is_good(run_dir: Path) -> bool:
+    """Whether a finished run's newest checkpoint verifies (or it has none).
+
+    Raises :class:`CheckpointError` when every checkpoint is corrupt.
+    """
+    files = list_checkpoints(run_dir / CHECKPOINT_DIR)
+    corrupt: list[str] = []
+    good = newest_good_checkpoint(
+        run_dir / CHECKPOINT_DIR,
+        set_aside=False,
+        on_corrupt=lambda path, reason: corrupt.append(
+            f"{path.name}: {reason.partition(' is corrupt: ')[2] or reason}"
+        ),
+    )
+    if not corrupt:
+        return True
+    if good is None:
+        older = f"; and {len(files) - 1} older" if len(files) > 1 else ""
+        raise CheckpointError(
+            f"run {run_dir} finished, but every checkpoint of it is corrupt ({corrupt[0]}"
+            f"{older}): its trained weights are lost; to train it again, delete "
+            f"{run_dir / SUMMARY_FILE} and {run_dir / CHECKPOINT_DIR} and run "
+            f"`robustcompress resume {run_dir}`"
+        )
+    return False
 
 
 def _run(
@@ -143,6 +199,12 @@ def _run(
 
     with run_lock(run_dir, on_wait=waiting):
         summary = read_json(run_dir / SUMMARY_FILE)
+        if summary.get("status") == "failed" and summary.get("retryable"):
+            if echo:
+                reason = one_line(str(summary.get("error")))
+                print(f"run {run_dir.name} failed before ({reason}); trying again", file=sys.stderr)
+            (run_dir / SUMMARY_FILE).unlink()
+            summary = {}
         if summary.get("status") in ("failed", "diverged"):
             error = DivergedError if summary["status"] == "diverged" else TrainingError
             raise error(
@@ -152,7 +214,7 @@ def _run(
         if summary.get("status") != "finished":  # else another process just finished it
             resolved = config.to_dict()
             if init is not None:
-                resolved["training"]["init_from"] = str(init.run_dir.resolve())
+                resolved["training"]["init_from"] = stored_start(init.run_dir, root)
             if not (run_dir / CONFIG_FILE).exists():
                 write_text_atomic(run_dir / CONFIG_FILE, _yaml(resolved))
             _train(config, run_dir, digest, init, device, progress, echo)
@@ -315,8 +377,35 @@ def _train(
                 "ended": time.strftime("%Y-%m-%d %H:%M:%S"),
             },
         )
+    except Exception as exc:
+        if not (run_dir / SUMMARY_FILE).exists():  # a training failure is recorded above
+            _record_failure(run_dir, config.name, digest, exc, started)
+            reporter.message(f"failed: {exc}")
+        raise
     finally:
         reporter.close()
+
+
+def _record_failure(run_dir: Path, name: str, digest: str, exc: Exception, started: str) -> None:
+    """Write a ``failed`` summary for an error outside training (data, config, a bug).
+
+    Such a failure is ``retryable``: running the config again tries again (after the
+    data is fixed, say), unlike a failure in training, which would recur.
+    """
+    error = str(exc) if isinstance(exc, RobustCompressError) else f"{type(exc).__name__}: {exc}"
+    write_json_atomic(
+        run_dir / SUMMARY_FILE,
+        {
+            "name": name,
+            "hash": digest,
+            "status": "failed",
+            "error": error,
+            "reason": one_line(error),
+            "retryable": not isinstance(exc, TrainingError),
+            "started": started,
+            "ended": time.strftime("%Y-%m-%d %H:%M:%S"),
+        },
+    )
 
 
 def _relative(path: Path | None, base: Path) -> str | None:
@@ -360,12 +449,15 @@ def _resolve_start(
         if not path.is_file():
             raise ConfigError(f"{where}: starting run config {path} does not exist")
         return run_dependency(load_config(path))
-    if path.is_dir() and (path / CONFIG_FILE).is_file():
-        record = read_record(path)
-        if record.status == "finished":
-            return record
-        dep = parse_config(record.config, path / CONFIG_FILE)
-        return _run(dep, path.parent, device, progress, echo, dependencies, stack)
+    # a run directory: the path itself, else one of the same name under the runs root
+    # (how config.yaml stores it; an older absolute path after the root was moved)
+    for run_path in (path, root / path.name):
+        if (run_path / CONFIG_FILE).is_file():
+            record = read_record(run_path)
+            if record.status == "finished":
+                return record
+            dep = parse_config(record.config, run_path / CONFIG_FILE)
+            return _run(dep, run_path.parent, device, progress, echo, dependencies, stack)
     candidates = find_runs_by_name(ref, root)
     finished = [d for d in candidates if run_status(d) == "finished"]
     if len(finished) == 1:

@@ -3,19 +3,25 @@
 Layout of ``<runs root>/<name>-<config hash>/``:
 
 * ``config.yaml``: the resolved config (every default filled in; ``init_from``
-  replaced by the starting run's directory);
+  replaced by the starting run's directory, relative to the runs root when it is in
+  it, so a runs root can be moved or copied whole; :func:`read_record` gives it back
+  as a path at the root's current place);
 * ``metrics.jsonl``: tracker rows, appended as they happen;
 * ``checkpoints/``: safetensors checkpoints (:mod:`robustcompress.training.checkpoint`);
 * ``summary.json``: written when the run ends: status (``finished``, ``failed`` or
   ``diverged``), final metrics, timing, the last checkpoint and, for failures and
-  divergence, the error;
+  divergence, the error, its one-line ``reason`` and whether running the config
+  again may succeed (``retryable``: data missing or unreadable, rather than a
+  diverged loss);
 * ``log.txt``: the human-readable log;
-* ``run.lock``: held (``flock``) by the process training the run.
+* ``run.lock``: held (``flock``) by the process training the run, and removed when
+  it stops (a killed process leaves the file, but never the lock).
 
-A run's status is ``running`` while its lock is held, else ``finished``, ``failed``
-or ``diverged`` (stopped by :mod:`robustcompress.training.divergence`: its metrics
-must not be read as robustness) from ``summary.json``, else ``incomplete`` (started,
-then killed or interrupted; ``robustcompress resume`` continues it).
+A run's status is ``running`` while its lock is held, else the status written in
+``summary.json`` (``finished``, ``failed``, ``diverged`` — stopped by
+:mod:`robustcompress.training.divergence`, its metrics must not be read as
+robustness), else ``incomplete`` (started, then killed or interrupted;
+``robustcompress resume`` continues it).
 
 The runs root is the ``runs_dir`` argument, else ``$ROBUSTCOMPRESS_RUNS``, else
 ``./runs``.
@@ -42,6 +48,8 @@ from robustcompress.training.trackers import latest_values, read_metrics
 ENV_VAR = "ROBUSTCOMPRESS_RUNS"
 DEFAULT_RUNS_DIR = "runs"
 STATUSES = ("running", "finished", "failed", "diverged", "incomplete")
+"""Every status a run may have; all but ``running`` and ``incomplete`` are read from
+``summary.json`` (see :func:`run_status`)."""
 
 CONFIG_FILE = "config.yaml"
 METRICS_FILE = "metrics.jsonl"
@@ -87,6 +95,12 @@ class RunRecord:
         return dict(self.summary.get("final", {}))
 
     @property
+    def reason(self) -> str | None:
+        """Why the run failed, in one line (``None`` when it did not)."""
+        text = self.summary.get("reason") or self.summary.get("error")
+        return one_line(str(text)) if text else None
+
+    @property
     def metrics_path(self) -> Path:
         return self.run_dir / METRICS_FILE
 
@@ -119,7 +133,13 @@ class RunRecord:
             "final": self.final,
             "timing": self.summary.get("timing", {}),
             "error": self.summary.get("error"),
+            "reason": self.reason,
         }
+
+
+def one_line(text: str) -> str:
+    """``text`` with its line breaks and runs of white space made single spaces."""
+    return " ".join(text.split())
 
 
 def read_json(path: Path) -> dict[str, Any]:
@@ -147,12 +167,15 @@ def is_locked(run_dir: Path) -> bool:
     lock = run_dir / LOCK_FILE
     if not lock.exists():
         return False
-    with open(lock, "a+") as handle:
-        try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            return True
-        fcntl.flock(handle, fcntl.LOCK_UN)
+    try:
+        with open(lock) as handle:  # read-only: never create it, a finished run has none
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    except FileNotFoundError:
+        pass
     return False
 
 
@@ -162,34 +185,58 @@ def run_lock(run_dir: Path, on_wait: Any = None) -> Iterator[None]:
 
     The kernel releases the lock when the holder dies, so a killed run never leaves
     a stale lock behind. Two processes asked to train the same config (two sweep
-    workers sharing a starting run) thereby train it once.
+    workers sharing a starting run) thereby train it once. The holder deletes
+    ``run.lock`` before it lets go; a process that was waiting on the deleted file
+    then locks the file now in its place (a new one if none), so two processes never
+    hold the lock at once.
     """
     run_dir.mkdir(parents=True, exist_ok=True)
-    with open(run_dir / LOCK_FILE, "a+") as handle:
+    path = run_dir / LOCK_FILE
+    waited = False
+    while True:
+        handle = open(path, "a+")  # noqa: SIM115 (held open until the run stops)
         try:
-            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            if on_wait is not None:
-                on_wait()
-            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                if on_wait is not None and not waited:
+                    on_wait()
+                waited = True
+                fcntl.flock(handle, fcntl.LOCK_EX)
+            if _is_same_file(handle.fileno(), path):
+                break
+        except BaseException:
+            handle.close()
+            raise
+        handle.close()  # the holder deleted this file while we waited: lock the new one
+    try:
         handle.seek(0)
         handle.truncate()
         handle.write(f"{os.getpid()} {time.strftime('%Y-%m-%d %H:%M:%S')}\n")
         handle.flush()
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        yield
+    finally:
+        path.unlink(missing_ok=True)  # while still holding the lock (see above)
+        fcntl.flock(handle, fcntl.LOCK_UN)
+        handle.close()
+
+
+def _is_same_file(fd: int, path: Path) -> bool:
+    try:
+        there = os.stat(path)
+    except FileNotFoundError:
+        return False
+    here = os.fstat(fd)
+    return (here.st_dev, here.st_ino) == (there.st_dev, there.st_ino)
 
 
 def run_status(run_dir: Path) -> str:
-    """``running``, ``finished``, ``failed``, ``diverged`` or ``incomplete`` (see module
-    docstring)."""
+    """``running``, ``incomplete`` or the status in ``summary.json`` (module docstring)."""
     if is_locked(run_dir):
         return "running"
-    summary = read_json(run_dir / SUMMARY_FILE)
-    if summary.get("status") in ("finished", "failed", "diverged"):
-        return str(summary["status"])
+    status = read_json(run_dir / SUMMARY_FILE).get("status")
+    if status in STATUSES and status not in ("running", "incomplete"):
+        return str(status)
     return "incomplete"
 
 
@@ -205,6 +252,9 @@ def read_record(run_dir: str | os.PathLike[str]) -> RunRecord:
         config = yaml.safe_load((run_dir / CONFIG_FILE).read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as exc:
         raise ConfigError(f"{run_dir / CONFIG_FILE}: invalid YAML ({exc})") from None
+    if not isinstance(config, dict):
+        raise ConfigError(f"{run_dir / CONFIG_FILE}: not a mapping of config sections")
+    _locate_start(config, run_dir.parent)
     name, digest = split_run_dir_name(run_dir)
     summary = read_json(run_dir / SUMMARY_FILE)
     status = run_status(run_dir)
@@ -218,6 +268,34 @@ def read_record(run_dir: str | os.PathLike[str]) -> RunRecord:
         config=config,
         summary=summary,
     )
+
+
+def stored_start(start_dir: Path, root: Path) -> str:
+    """How ``config.yaml`` records the starting run ``start_dir`` of a run under ``root``:
+    its directory name when it is in ``root`` (so the root can move), else its
+    absolute path."""
+    start_dir, root = start_dir.resolve(), root.resolve()
+    return start_dir.name if start_dir.parent == root else str(start_dir)
+
+
+def _locate_start(config: dict[str, Any], root: Path) -> None:
+    """Replace a stored ``training.init_from`` by the starting run's directory as it is
+    now: a name relative to ``root``, or an absolute path (older runs) that no longer
+    exists while ``root`` holds a run directory of the same name (same config hash),
+    as after moving the whole runs root."""
+    training = config.get("training")
+    if not isinstance(training, dict):
+        return
+    start = training.get("init_from")
+    if not isinstance(start, str) or not start:
+        return
+    path = Path(start)
+    if not path.is_absolute():
+        path = root / path
+    elif not path.exists() and (root / path.name / CONFIG_FILE).is_file():
+        path = root / path.name
+    if (path / CONFIG_FILE).is_file():
+        training["init_from"] = str(path)
 
 
 def list_runs(runs_dir: str | os.PathLike[str] | None = None) -> list[RunRecord]:

@@ -24,13 +24,25 @@ is no ``torch.load`` anywhere.
 File names are ``ckpt-<step:08d>.safetensors`` for checkpoints taken within an
 epoch and ``ckpt-<step:08d>-e<epoch:03d>.safetensors`` for the ones at epoch ends;
 the latest checkpoint is the one with the largest step.
+
+Beside each checkpoint, ``<name>.sha256`` records the SHA-256 of its bytes at write
+time (one line in ``sha256sum`` format, so ``sha256sum -c`` checks it too); it is
+written before the checkpoint is moved into place. :func:`read_checkpoint` verifies a
+checkpoint against it and rejects a file whose bytes changed (a disk error, a copy cut
+short), even when the damaged file would still load. Checkpoints written before
+digests were recorded have no ``.sha256`` file; they are accepted if they load.
+:func:`newest_good_checkpoint` is what a resumed run starts from: the newest
+checkpoint that verifies and loads, the corrupt newer ones set aside as
+``<name>.corrupt``.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -46,7 +58,16 @@ from robustcompress.errors import CheckpointError
 FORMAT = "robustcompress-checkpoint/1"
 METADATA_KEY = "robustcompress"
 SUFFIX = ".safetensors"
+DIGEST_SUFFIX = ".sha256"
+"""Suffix of the file beside a checkpoint that records its SHA-256."""
+CORRUPT_SUFFIX = ".corrupt"
+"""Suffix a corrupt checkpoint is renamed to by :func:`newest_good_checkpoint`."""
 _NAME = re.compile(r"^ckpt-(\d{8})(?:-e(\d{3,}))?\.safetensors$")
+
+
+class CorruptCheckpointError(CheckpointError):
+    """A checkpoint's bytes are damaged: they do not match their recorded SHA-256, or
+    the file cannot be parsed. (A readable file of another format is not corrupt.)"""
 
 
 @dataclass(frozen=True)
@@ -127,22 +148,70 @@ def write_checkpoint(
     payload = {k: v.detach().to("cpu").contiguous().clone() for k, v in tensors.items()}
     document = json.dumps({"format": FORMAT, **meta}, allow_nan=True)
     data = save_tensors(payload, metadata={METADATA_KEY: document})
+    digest = digest_path(path)
+    digest_tmp = digest.with_name(f".{digest.name}.tmp")
+    digest_tmp.write_text(f"{hashlib.sha256(data).hexdigest()}  {path.name}\n", encoding="ascii")
+    os.replace(digest_tmp, digest)
     tmp = path.with_name(f".{path.name}.tmp")
     tmp.write_bytes(data)
     os.replace(tmp, path)
     return path
 
 
+def digest_path(path: str | Path) -> Path:
+    """The file ``<checkpoint>.sha256`` that records the checkpoint's SHA-256."""
+    path = Path(path)
+    return path.with_name(path.name + DIGEST_SUFFIX)
+
+
+def remove_checkpoint(path: str | Path) -> None:
+    """Delete a checkpoint file and its ``.sha256`` file (either may be missing)."""
+    Path(path).unlink(missing_ok=True)
+    digest_path(path).unlink(missing_ok=True)
+
+
+def verify_checkpoint(path: str | Path) -> str | None:
+    """What is wrong with the bytes of checkpoint ``path``, or ``None`` if they match the
+    SHA-256 recorded when it was written (or if no digest was recorded: older files)."""
+    path = Path(path)
+    record = digest_path(path)
+    try:
+        text = record.read_text(encoding="ascii")
+    except FileNotFoundError:
+        return None
+    except (OSError, UnicodeDecodeError) as exc:
+        return f"its digest file {record.name} cannot be read ({exc})"
+    expected = text.split()[0].lower() if text.split() else ""
+    if len(expected) != 64:
+        return f"its digest file {record.name} holds no SHA-256"
+    sha = hashlib.sha256()
+    try:
+        with open(path, "rb") as handle:
+            for block in iter(lambda: handle.read(1 << 20), b""):
+                sha.update(block)
+    except OSError as exc:
+        return f"it cannot be read ({exc})"
+    if sha.hexdigest() != expected:
+        return (
+            f"its SHA-256 is {sha.hexdigest()[:12]}…, {record.name} recorded "
+            f"{expected[:12]}… when it was written"
+        )
+    return None
+
+
 def read_checkpoint(path: str | Path) -> Checkpoint:
     """Load the checkpoint ``path`` designates (see :func:`find_checkpoint`)."""
     file = find_checkpoint(path)
+    problem = verify_checkpoint(file)
+    if problem is not None:
+        raise CorruptCheckpointError(f"checkpoint {file} is corrupt: {problem}")
     try:
         with safe_open(str(file), framework="pt") as handle:
             header = handle.metadata() or {}
         tensors = load_file(str(file))
     except (SafetensorError, OSError, ValueError) as exc:
-        raise CheckpointError(
-            f"cannot read checkpoint {file}: {exc}; delete it to fall back to an earlier one"
+        raise CorruptCheckpointError(
+            f"checkpoint {file} is corrupt: it cannot be read ({exc})"
         ) from exc
     if METADATA_KEY not in header:
         raise CheckpointError(
@@ -152,12 +221,39 @@ def read_checkpoint(path: str | Path) -> Checkpoint:
     try:
         meta = json.loads(header[METADATA_KEY])
     except json.JSONDecodeError as exc:
-        raise CheckpointError(f"{file}: metadata is not valid JSON ({exc})") from exc
+        raise CorruptCheckpointError(
+            f"checkpoint {file} is corrupt: its metadata is not valid JSON ({exc})"
+        ) from exc
     if meta.get("format") != FORMAT:
         raise CheckpointError(
             f"{file}: unsupported checkpoint format {meta.get('format')!r} (expected {FORMAT!r})"
         )
     return Checkpoint(file, tensors, meta)
+
+
+def newest_good_checkpoint(
+    directory: str | Path,
+    *,
+    set_aside: bool = True,
+    on_corrupt: Callable[[Path, str], None] | None = None,
+) -> Checkpoint | None:
+    """The newest checkpoint in ``directory`` that verifies and loads (``None`` if none does).
+
+    Each newer, corrupt one (:class:`CorruptCheckpointError`) is reported with
+    ``on_corrupt(path, reason)`` and, with ``set_aside``, renamed ``<name>.corrupt``
+    (its ``.sha256`` file deleted), so it is neither resumed from nor counted again.
+    Other errors (an unknown format) are raised.
+    """
+    for file in reversed(list_checkpoints(directory)):
+        try:
+            return read_checkpoint(file)
+        except CorruptCheckpointError as exc:
+            if set_aside:
+                os.replace(file, file.with_name(file.name + CORRUPT_SUFFIX))
+                digest_path(file).unlink(missing_ok=True)
+            if on_corrupt is not None:
+                on_corrupt(file, str(exc))
+    return None
 
 
 def optimizer_to_checkpoint(

@@ -73,9 +73,10 @@ from robustcompress.training.checkpoint import (
     checkpoint_name,
     is_epoch_end,
     list_checkpoints,
+    newest_good_checkpoint,
     optimizer_from_checkpoint,
     optimizer_to_checkpoint,
-    read_checkpoint,
+    remove_checkpoint,
     state_from_checkpoint,
     state_to_checkpoint,
     write_checkpoint,
@@ -677,7 +678,7 @@ class Trainer:
         path = write_checkpoint(self.checkpoint_dir / name, tensors, meta)
         for old in list_checkpoints(self.checkpoint_dir):
             if old != path and not is_epoch_end(old):
-                old.unlink(missing_ok=True)
+                remove_checkpoint(old)
         self.last_checkpoint = path
         pos.timing["checkpointing_s"] += time.perf_counter() - start
 
@@ -718,8 +719,22 @@ class Trainer:
         """Restore the latest checkpoint (returns its step) or start fresh (returns None)."""
         for leftover in self.checkpoint_dir.glob(".*.tmp"):
             leftover.unlink(missing_ok=True)
-        files = list_checkpoints(self.checkpoint_dir)
-        if not files:
+        corrupt: list[str] = []
+        checkpoint = newest_good_checkpoint(
+            self.checkpoint_dir,
+            on_corrupt=lambda path, reason: corrupt.append(
+                f"{reason}; set aside as {path.name}.corrupt"
+            ),
+        )
+        for line in corrupt:
+            self.reporter.message(line)
+        if corrupt:
+            self.reporter.message(
+                f"falling back to the newest good checkpoint, {checkpoint.path.name}"
+                if checkpoint
+                else "no good checkpoint left: training again from step 0"
+            )
+        if checkpoint is None:
             truncate_metrics(self.metrics_path, 0)
             seed_everything(derive_seed(self.settings.seed, "global"))
             self.apply_masks()
@@ -728,7 +743,6 @@ class Trainer:
                 f"{self.steps_per_epoch} steps on {self.device}"
             )
             return None
-        checkpoint = read_checkpoint(files[-1])
         meta = checkpoint.meta
         if meta["steps_per_epoch"] != self.steps_per_epoch:
             raise CheckpointError(
