@@ -6,6 +6,11 @@ means an *untrained* model initialised with ``--seed`` (the output says so). The
 model is attacked on the first ``--limit`` images (a seeded, class-stratified subset)
 of the test split with :func:`robustcompress.evaluation.evaluate`; a comma-separated
 ``--eps`` gives a robustness curve, a comma-separated ``--attack`` several attacks.
+
+Progress (which attack and ε is running, images done of total, images/s, time left)
+goes to stderr: a live bar on a terminal, a plain line every few seconds otherwise
+(:class:`robustcompress.training.progress.EvaluationDisplay`); ``--no-progress`` or
+``ROBUSTCOMPRESS_PROGRESS=off`` turns it off. Stdout carries only the table or ``--json``.
 """
 
 from __future__ import annotations
@@ -101,6 +106,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--per-sample", action="store_true", help="include per-sample arrays in --json output"
     )
+    p.add_argument(
+        "--no-progress",
+        "--quiet",
+        dest="progress",
+        action="store_false",
+        help="no progress on stderr (also: ROBUSTCOMPRESS_PROGRESS=off); by default a live "
+        "bar on a terminal, a line every few seconds otherwise",
+    )
     add_json_flag(p)
     p.set_defaults(func=run)
 
@@ -109,6 +122,7 @@ def run(args: argparse.Namespace) -> int:
     from robustcompress.data import load_dataset
     from robustcompress.device import resolve_device
     from robustcompress.evaluation import evaluate
+    from robustcompress.training.progress import EvaluationDisplay, progress_mode
 
     device = resolve_device(args.device)
     target = load_target(args.target, args.seed, device)
@@ -118,15 +132,17 @@ def run(args: argparse.Namespace) -> int:
     dataset_name = str(args.data or default_data)
     dataset = load_dataset(dataset_name, args.split, limit=args.limit, seed=args.seed)
     attacks = build_attacks(args)
-    record = evaluate(
-        model,
-        dataset,
-        attacks,
-        eps=parse_eps(args.eps),
-        device=device,
-        batch_size=args.batch_size,
-        check_masking=not args.no_masking,
-    )
+    with EvaluationDisplay(progress_mode(getattr(args, "progress", True))) as display:
+        record = evaluate(
+            model,
+            dataset,
+            attacks,
+            eps=parse_eps(args.eps),
+            device=device,
+            batch_size=args.batch_size,
+            check_masking=not args.no_masking,
+            progress=display if display.mode != "off" else None,
+        )
     data_description = f"{dataset_name} {args.split}, {record.n} images (seed {args.seed})"
     if args.json:
         print_json(

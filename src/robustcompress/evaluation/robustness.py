@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -66,6 +66,28 @@ OTHER = "other"
 
 AttackSpec = Attack | str
 AttacksArg = AttackSpec | Sequence[AttackSpec] | Mapping[str, AttackSpec]
+
+
+@dataclass(frozen=True)
+class EvaluationProgress:
+    """Where :func:`evaluate` is, passed to its ``progress`` callback before each attack
+    run on a batch (one per attack and ε actually run, reference runs included) and once
+    at the end (``attack`` is ``None`` then).
+
+    ``work_done`` counts finished attack runs in inputs: each run on a batch adds its
+    share of the batch, weighted by its rough cost in gradient evaluations
+    (:func:`_run_cost`), so it reaches ``inputs_done`` at each batch's end (a bar's
+    position; rates are in images per second through every attack).
+    """
+
+    attack: str | None
+    eps: float | None
+    inputs_done: int
+    inputs_total: int | None
+    work_done: float
+
+
+ProgressCallback = Callable[[EvaluationProgress], None]
 
 
 # --------------------------------------------------------------------------- records
@@ -325,9 +347,12 @@ class _Plan:
         x: torch.Tensor,
         y: torch.Tensor,
         sign_steps: dict[Any, torch.Tensor],
+        before_run: Callable[[str, float | None], None] | None = None,
     ) -> None:
         start = time.perf_counter()
         for i, eps in enumerate(self.runs):
+            if before_run is not None:
+                before_run(self.label, eps)
             x_adv = self._attack(model, x, y, eps, sign_steps)
             self.pred[i].append(predict(model, x_adv).cpu())
             self.l2[i].append(perturbation_norms(x, x_adv, "l2").cpu())
@@ -550,6 +575,67 @@ def _model_device(model: nn.Module) -> torch.device:
     return torch.device("cpu")
 
 
+class _Notifier:
+    """Turns the evaluation loop's position into :class:`EvaluationProgress` events."""
+
+    def __init__(self, callback: ProgressCallback, data: Any, plans: Sequence[_Plan]) -> None:
+        self.callback = callback
+        self.total = _input_count(data)
+        self.costs = {p.label: _run_cost(p.attack) for p in plans}
+        self.cost_per_batch = sum(len(p.runs) * self.costs[p.label] for p in plans) or 1
+        self.inputs_done = 0
+        self.work_done = 0.0
+        self._pending = 0  # inputs of the batch being attacked
+
+    def _close_batch(self) -> None:
+        self.inputs_done += self._pending
+        self.work_done = float(self.inputs_done)
+        self._pending = 0
+
+    def batch(self, size: int) -> Callable[[str, float | None], None]:
+        """The ``before_run`` hook for a batch of ``size`` inputs (the previous is done)."""
+        self._close_batch()
+        self._pending = size
+
+        def before_run(label: str, eps: float | None) -> None:
+            self.callback(
+                EvaluationProgress(label, eps, self.inputs_done, self.total, self.work_done)
+            )
+            self.work_done += size * self.costs[label] / self.cost_per_batch
+
+        return before_run
+
+    def finished(self) -> None:
+        self._close_batch()
+        self.callback(
+            EvaluationProgress(None, None, self.inputs_done, self.total, float(self.inputs_done))
+        )
+
+
+def _run_cost(attack: Attack) -> int:
+    """Gradient evaluations of one run, roughly: the product of the attack's ``steps``,
+    ``max_iter``, ``restarts`` and ``search_steps`` settings that it has (at least 1).
+    Used only to place a progress bar."""
+    cost = 1
+    for key, value in attack.settings().items():
+        if key in ("steps", "max_iter", "restarts", "search_steps") and isinstance(value, int):
+            cost *= max(1, value)
+    return cost
+
+
+def _input_count(data: Any) -> int | None:
+    """How many inputs ``data`` holds, when that is known without iterating it."""
+    if hasattr(data, "images") and hasattr(data, "labels"):
+        return len(data.labels)
+    if isinstance(data, tuple) and len(data) == 2 and all(torch.is_tensor(t) for t in data):
+        return int(data[1].shape[0])
+    dataset = getattr(data, "dataset", None)
+    try:
+        return len(dataset) if dataset is not None else None  # a DataLoader
+    except TypeError:
+        return None
+
+
 # ------------------------------------------------------------------------- evaluate
 
 
@@ -562,6 +648,7 @@ def evaluate(
     device: str | torch.device | None = None,
     batch_size: int = DEFAULT_BATCH_SIZE,
     check_masking: bool = True,
+    progress: ProgressCallback | None = None,
 ) -> EvaluationRecord:
     """Attack ``model`` on ``data`` with every attack in ``attacks``, at every budget in ``eps``.
 
@@ -586,6 +673,10 @@ def evaluate(
             backward pass per batch, FGSM at the iterative attacks' ε and at ε = 1 (shared
             with a requested FGSM), and a 10-step reference PGD when no iterative ℓ∞
             attack (by its declared capabilities) is requested.
+        progress: called with an :class:`EvaluationProgress` before each attack run on a
+            batch and once at the end (e.g.
+            :class:`robustcompress.training.progress.EvaluationDisplay`). It only
+            observes: the record is the same with or without it.
 
     Returns:
         An :class:`EvaluationRecord`.
@@ -605,14 +696,16 @@ def evaluate(
         model.to(target)
 
     labels, preds, l2s, linfs, degenerate = [], [], [], [], []
+    notify = None if progress is None else _Notifier(progress, data, (*plans, *references))
     with attack_mode(model):
         for x, y in iterate_batches(data, batch_size):
             x = x.to(target)
             y = y.to(target, dtype=torch.long)
             pred_clean = predict(model, x)
             sign_steps: dict[Any, torch.Tensor] = {}
+            before_run = None if notify is None else notify.batch(len(y))
             for plan in (*plans, *references):
-                plan.run_batch(model, x, y, sign_steps)
+                plan.run_batch(model, x, y, sign_steps, before_run)
             if check_masking:
                 degenerate.append(checks.degenerate_input_gradients(model, x, y).cpu())
             labels.append(y.cpu())
@@ -621,6 +714,8 @@ def evaluate(
             linfs.append(input_norms(x, "linf").cpu())
     if not labels:
         raise DataError("data yielded no batches: nothing to evaluate")
+    if notify is not None:
+        notify.finished()
 
     n = sum(len(t) for t in labels)
     clean = torch.cat(preds).numpy()

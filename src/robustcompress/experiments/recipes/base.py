@@ -24,15 +24,19 @@ from __future__ import annotations
 import json
 import os
 import sys
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from concurrent.futures import Future, as_completed
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from robustcompress.errors import ConfigError
 from robustcompress.experiments.config import RunConfig
+from robustcompress.experiments.executor import Executor, SequentialExecutor
 from robustcompress.experiments.store import (
+    LOCK_FILE,
     MANIFEST_FILE,
     RunRecord,
     read_json,
@@ -43,7 +47,6 @@ from robustcompress.experiments.store import (
 )
 
 if TYPE_CHECKING:
-    from robustcompress.experiments.executor import Executor
     from robustcompress.reporting.loading import ReportSource
     from robustcompress.reporting.sections import ReportPlan
 
@@ -249,18 +252,21 @@ def reproduce(
         f"{recipe.name} ({chosen.name}): {len(planned)} runs, seeds {seed_values}, "
         f"{workers} worker(s); runs in {root}"
     )
-    done = 0
+    lines = RunLines(
+        {p.config.name: root / run_dir_name(p.config.name, p.hash) for p in planned},
+        finished_before,
+        say,
+    )
 
     def on_done(point: Any, record: RunRecord | None, error: str | None) -> None:
-        nonlocal done
-        done += 1
         state = f"failed: {error}" if error else f"{record.status if record else '?'}"
-        say(f"[{done}/{len(planned)}] {point.config.name}: {state}")
+        lines.finished(point.config.name, state)
 
     with make_executor(
         workers, executor=executor, runs_dir=root, device=device, progress=False
     ) as pool:
-        result = run_sweep(sweep, pool, runs_dir=root, on_done=on_done)
+        with lines.watching(pool) as announced:
+            result = run_sweep(sweep, announced, runs_dir=root, on_done=on_done)
         records = dict(zip((p.config.name for p in planned), result.records, strict=True))
         masking = masking_flags_for(planned, records, chosen.masking, directory, pool, log=say)
     runs = []
@@ -307,6 +313,125 @@ def reproduce(
     write_json_atomic(directory / MANIFEST_FILE, manifest)
     say(f"manifest written to {directory / MANIFEST_FILE} ({manifest['wall_time_s']} s)")
     return Reproduction(directory, manifest, dict(result.errors))
+
+
+class RunLines:
+    """A reproduction's progress lines: one as each run starts and one as it ends, with
+    ``[done/total]``, the elapsed time and an ETA for the remaining runs.
+
+    The ETA is ``elapsed × runs left to compute / runs computed so far`` (reused runs
+    count for neither), so it follows the executor's throughput over runs of mixed
+    lengths: a rough figure that excludes the masking checks and the report. A run's
+    start is seen when it takes its run lock: at submission for an executor that runs
+    in this process, else by watching the lock files (once a second) in the shared
+    runs root.
+    """
+
+    def __init__(
+        self,
+        run_dirs: Mapping[str, Path],
+        reused: set[str],
+        say: Callable[[str], None],
+        clock: Callable[[], float] = time.monotonic,
+        poll_s: float = 1.0,
+    ) -> None:
+        self.run_dirs = dict(run_dirs)
+        self.reused = set(reused)
+        self.say = say
+        self.clock = clock
+        self.poll_s = poll_s
+        self.start = clock()
+        self.wall_start = time.time()
+        self.begun: dict[str, float] = {}
+        self.ended: set[str] = set()
+        self._lock = threading.Lock()
+
+    def _status(self) -> str:
+        from robustcompress.training.progress import format_duration
+
+        elapsed = self.clock() - self.start
+        computed = len(self.ended - self.reused)
+        left = len(set(self.run_dirs) - self.ended - self.reused)
+        eta = elapsed * left / computed if computed else float("nan")
+        return f"elapsed {format_duration(elapsed)}, ETA {format_duration(eta)}"
+
+    def started(self, name: str) -> None:
+        """Say that ``name`` started (once)."""
+        with self._lock:
+            if name in self.begun or name in self.ended:
+                return
+            self.begun[name] = self.clock()
+            self.say(f"[{len(self.ended)}/{len(self.run_dirs)}] {name}: started; {self._status()}")
+
+    def finished(self, name: str, state: str) -> None:
+        """Say that ``name`` ended with ``state`` (``finished``, ``failed: …``)."""
+        from robustcompress.training.progress import format_duration
+
+        with self._lock:
+            self.ended.add(name)
+            if name in self.reused:
+                took = " (reused)"
+            elif name in self.begun:
+                took = format_duration(self.clock() - self.begun[name])
+                took = f" in {took}" if state == "finished" else f" (after {took})"
+            else:
+                took = ""
+            done = f"[{len(self.ended)}/{len(self.run_dirs)}]"
+            self.say(f"{done} {name}: {state}{took}; {self._status()}")
+
+    def check_locks(self) -> None:
+        """Announce every run whose lock file was (re)written since this call began."""
+        for name, run_dir in self.run_dirs.items():
+            if name in self.begun or name in self.ended or name in self.reused:
+                continue
+            try:
+                taken = (run_dir / LOCK_FILE).stat().st_mtime
+            except OSError:
+                continue
+            if taken >= self.wall_start - 1.0:
+                self.started(name)
+
+    def watching(self, executor: Executor) -> _Announcing:
+        """``executor`` wrapped so that run starts are announced (a context manager)."""
+        return _Announcing(executor, self)
+
+
+class _Announcing(Executor):
+    """Wraps an executor for :func:`run_sweep`: announces each run as it starts."""
+
+    def __init__(self, inner: Executor, lines: RunLines) -> None:
+        super().__init__(runs_dir=inner.runs_dir, device=inner.device)
+        self.inner = inner
+        self.lines = lines
+        self.in_process = isinstance(inner, SequentialExecutor)
+        self._stop = threading.Event()
+        self._thread: threading.Thread | None = None
+
+    def submit(
+        self, config: RunConfig, *, dependencies: Mapping[str, RunConfig] | None = None
+    ) -> Future[RunRecord]:
+        if self.in_process and config.name not in self.lines.reused:
+            self.lines.started(config.name)
+        return self.inner.submit(config, dependencies=dependencies)
+
+    def submit_job(self, function: Callable[..., Any], *args: Any) -> Future[Any]:
+        return self.inner.submit_job(function, *args)
+
+    def _watch(self) -> None:
+        while not self._stop.wait(self.lines.poll_s):
+            self.lines.check_locks()
+
+    def __enter__(self) -> _Announcing:
+        if not self.in_process:
+            self._thread = threading.Thread(target=self._watch, daemon=True)
+            self._thread.start()
+        return self
+
+    def close(self) -> None:
+        """Stop watching (the wrapped executor stays open: its owner closes it)."""
+        self._stop.set()
+        if self._thread is not None:
+            self._thread.join()
 
 
 def planned_sweep(name: str, planned: Sequence[PlannedRun]) -> Any:
@@ -393,8 +518,17 @@ def masking_flags_for(
             for job in todo:
                 _masking_job(job)
         else:
-            for future in [executor.submit_job(_masking_job, job) for job in todo]:
+            clock = time.monotonic()
+            futures: dict[Future[Any], str] = {
+                executor.submit_job(_masking_job, job): Path(job[0]).name for job in todo
+            }
+            for done, future in enumerate(as_completed(futures), start=1):
                 future.result()
+                if log is not None:
+                    log(
+                        f"[{done}/{len(todo)}] masking check of {futures[future]} done; "
+                        f"elapsed {time.monotonic() - clock:.0f} s"
+                    )
     rows = []
     for p, run_dir, out in jobs:
         rows.append(
