@@ -94,10 +94,38 @@ def test_final_metrics_table_keeps_recorded_metrics(tmp_path: Path, fake_run: Fa
     table = final_metrics_table(
         source, "fcnn", ["accuracy", "fooling_ratio/fgsm", "fooling_ratio/gnm"], key="k", title="t"
     )
-    assert table.columns == ["method", "seeds", "clean accuracy", "FR fgsm"]
+    assert table.columns == ["method", "seeds", "clean accuracy", "FR fgsm", "correct inputs"]
     rows = {r[0]: r for r in table.rows}
-    assert rows["adv"] == ["adv", "1", "0.8000", "0.3000"]
-    assert rows["nat"] == ["nat", "2", "0.9200 ± 0.0283", "—"]
+    # the fooling ratios' denominator: accuracy × 50 evaluation images (45 and 47 for nat)
+    assert rows["adv"] == ["adv", "1", "0.8000", "0.3000", "40"]
+    assert rows["nat"] == ["nat", "2", "0.9200 ± 0.0283", "—", "46 ± 1"]
+    assert not table.classes and not table.notes
+
+
+def test_near_chance_and_diverged_runs_are_marked_in_the_robustness_table(
+    tmp_path: Path, fake_run: FakeRun
+) -> None:
+    config = {
+        "model": {"name": "fcnn"},
+        "data": {"dataset": "mnist"},
+        "tracking": {"eval_size": 200, "attacks": {"fgsm": {"eps": 0.05}}},
+    }
+    fake_run(
+        tmp_path, "a-s0", {**config, "name": "a-s0"}, {"accuracy": 0.15, "fooling_ratio/fgsm": 0.0}
+    )
+    diverged = fake_run(tmp_path, "a-s1", {**config, "name": "a-s1", "seed": 1})
+    (diverged / "summary.json").write_text('{"status": "diverged", "error": "loss exploded"}')
+    fake_run(
+        tmp_path, "b-s0", {**config, "name": "b-s0"}, {"accuracy": 0.9, "fooling_ratio/fgsm": 0.4}
+    )
+    table = final_metrics_table(
+        load_source(tmp_path), "fcnn", ["accuracy", "fooling_ratio/fgsm"], key="k", title="t"
+    )
+    rows = {r[0]: i for i, r in enumerate(table.rows)}
+    assert table.rows[rows["a"]][1] == "1 (1 diverged)"  # the diverged seed is not averaged in
+    assert table.rows[rows["a"]][-1] == "30"  # 0.15 × 200 correct inputs
+    assert table.classes == {rows["a"]: "warn"}  # 0.15 ≤ chance 0.1 + 0.1
+    assert "At or near chance accuracy" in table.notes[0] and "a" in table.notes[0]
 
 
 def test_settings_table_reads_resolved_configs(tmp_path: Path, fake_run: FakeRun) -> None:

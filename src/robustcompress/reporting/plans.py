@@ -10,6 +10,7 @@ and uses :func:`evaluate_claims` and :func:`masking_required` for the rest.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Mapping, Sequence
 
 from robustcompress import catalogue
@@ -28,10 +29,29 @@ PaperValues = Mapping[str, Mapping[str, Mapping[str, float]]]
 
 
 def evaluate_claims(source: ReportSource, specs: Sequence[ClaimSpec]) -> list[ClaimResult]:
-    """Each claim tested on the final values of the source's finished runs."""
+    """Each claim tested on the final values of the source's finished runs.
+
+    A run of a compared method that did not finish (``diverged``, ``failed``,
+    ``incomplete``) never enters a comparison, and the claim's summary says which runs
+    were left out and why, so a missing seed is never silent.
+    """
     metrics = sorted({c.metric for s in specs for c in s.comparisons})
     values = source.value_lookup(metrics)
-    return [evaluate_claim(spec, values) for spec in specs]
+    results = []
+    for spec in specs:
+        result = evaluate_claim(spec, values)
+        pairs = {(c.model, m) for c in spec.comparisons for m in (c.baseline, c.other)}
+        left_out = [
+            f"{r.model} {r.method} seed {r.seed} ({r.status})"
+            for r in source.runs
+            if (r.model, r.method) in pairs and r.status != "finished"
+        ]
+        if left_out:
+            result = dataclasses.replace(
+                result, summary=f"{result.summary}; left out: {', '.join(sorted(left_out))}"
+            )
+        results.append(result)
+    return results
 
 
 def masking_required(source: ReportSource, specs: Sequence[ClaimSpec]) -> list[tuple[str, str]]:

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from robustcompress.catalogue import attack_text, column_label
+from robustcompress.catalogue import FOOLING_RATIO, attack_text, column_label, split_key
 from robustcompress.reporting.loading import ReportRun, ReportSource
 
 
@@ -153,23 +153,85 @@ def final_metrics_table(
     digits: int = 4,
     caption: str = "",
 ) -> Table:
-    """Final values of ``metrics`` per method of ``model`` (mean ± std over seeds)."""
+    """Final values of ``metrics`` per method of ``model`` (mean ± std over seeds).
+
+    Only finished runs count; a method with runs that did not finish (``diverged``,
+    ``failed``…) says how many in its seeds cell. When the metrics include fooling
+    ratios, a column gives the number of correctly classified evaluation inputs they
+    are over, and a method whose model is at or near chance accuracy, or has fewer than
+    :data:`~robustcompress.evaluation.masking.MIN_CORRECT` correct inputs, is marked:
+    its fooling ratios are not robustness.
+    """
+    from robustcompress.evaluation.masking import CHANCE_MARGIN, MIN_CORRECT
+
     present = [m for m in metrics if any(r.final_value(m) is not None for r in source.finished)]
-    rows = []
+    fooling = any(split_key(m)[0] == FOOLING_RATIO for m in present)
+    rows: list[list[str]] = []
+    classes: dict[int, str] = {}
+    flagged = []
     for method in source.methods(model):
         runs = source.runs_of(model, method)
-        rows.append(
-            [source.label(model, method), str(len(runs))]
-            + [format_mean_std(_values(runs, m), digits) for m in present]
-        )
+        others = [r for r in source.runs_of(model, method, finished=False) if r not in runs]
+        seeds = str(len(runs))
+        if others:
+            counts: dict[str, int] = {}
+            for r in others:
+                counts[r.status] = counts.get(r.status, 0) + 1
+            seeds += " (" + ", ".join(f"{n} {status}" for status, n in counts.items()) + ")"
+        row = [source.label(model, method), seeds]
+        row += [format_mean_std(_values(runs, m), digits) for m in present]
+        if fooling:
+            correct = [n for r in runs if (n := correct_inputs(r)) is not None]
+            row.append(format_mean_std([float(n) for n in correct], 0))
+            chance = 1.0 / _num_classes(runs)
+            accuracies = _values(runs, "accuracy")
+            near = any(n < MIN_CORRECT for n in correct) or any(
+                a <= chance + CHANCE_MARGIN for a in accuracies
+            )
+            if near:
+                classes[len(rows)] = "warn"
+                flagged.append(source.label(model, method))
+        rows.append(row)
+    columns = ["method", "seeds", *(metric_label(m) for m in present)]
+    notes = []
+    if fooling:
+        columns.append("correct inputs")
+        if flagged:
+            notes.append(
+                f"At or near chance accuracy, or fewer than {MIN_CORRECT} correct inputs: "
+                f"{', '.join(flagged)}. Their fooling ratios are over too few correctly "
+                "classified inputs to say anything about robustness."
+            )
     text = f"{caption} Final values at the end of training; mean ± sample std over seeds."
-    return Table(
-        key,
-        title,
-        ["method", "seeds", *(metric_label(m) for m in present)],
-        rows,
-        caption=text.strip(),
-    )
+    if fooling:
+        text += " Correct inputs: how many evaluation inputs the fooling ratios are over."
+    return Table(key, title, columns, rows, caption=text.strip(), classes=classes, notes=notes)
+
+
+def correct_inputs(run: ReportRun) -> int | None:
+    """Correctly classified evaluation inputs at the end of ``run`` (the fooling ratios'
+    denominator): its final tracked accuracy × its evaluation subset's size."""
+    accuracy = run.final_value("accuracy")
+    size = (run.config.get("tracking") or {}).get("eval_size")
+    if accuracy is None or not isinstance(size, int):
+        return None
+    return round(accuracy * size)
+
+
+def _num_classes(runs: Sequence[ReportRun]) -> int:
+    """Classes of the runs' data set (from the catalogue, else from its test labels)."""
+    from robustcompress.data import load_dataset
+    from robustcompress.data.locate import dataset_info
+
+    for r in runs:
+        try:
+            return dataset_info(r.dataset).num_classes
+        except Exception:  # a generated data set: count its labels
+            try:
+                return int(load_dataset(r.dataset, "test").labels.max()) + 1
+            except Exception:
+                continue
+    return 10
 
 
 def settings_table(source: ReportSource, *, key: str = "settings") -> Table:
