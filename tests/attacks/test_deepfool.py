@@ -51,9 +51,10 @@ def test_samples_stop_once_fooled(tiny_model, tiny_batch) -> None:
     assert torch.equal(full[fooled_after_one], one_step[fooled_after_one])
 
 
-def test_max_iter_zero_is_identity(tiny_model, tiny_batch) -> None:
-    x, y = tiny_batch
-    assert torch.equal(attacks.get("deepfool", max_iter=0)(tiny_model, x, y), x)
+@pytest.mark.parametrize("name", ["deepfool", "deepfool_linf"])
+def test_max_iter_zero_is_rejected(name) -> None:
+    with pytest.raises(AttackError, match=r"max_iter must be an int ≥ 1.*got 0"):
+        attacks.get(name, max_iter=0)
 
 
 @pytest.mark.parametrize(("name", "norm"), [("deepfool", 2), ("deepfool_linf", float("inf"))])

@@ -6,6 +6,7 @@ import pytest
 import torch
 
 from robustcompress import attacks
+from robustcompress.attacks import ThreatModel
 from robustcompress.attacks.pgd import pgd
 from robustcompress.errors import AttackError
 
@@ -54,10 +55,13 @@ def test_l2_pgd_stays_in_the_ball_and_moves_to_its_edge(tiny_model, tiny_batch) 
     assert norms.min() > 0.4  # ascent on an untrained network goes to the boundary
 
 
-def test_random_start_without_steps_is_a_uniform_draw_in_the_ball(tiny_model) -> None:
+def test_random_start_is_a_uniform_draw_in_the_ball(tiny_model) -> None:
     x = torch.full((256, 1, 8, 8), 0.5)
     y = torch.zeros(256, dtype=torch.long)
-    start = attacks.get("pgd", eps=0.1, steps=0, random_start=True, seed=0)(tiny_model, x, y)
+    start = ThreatModel("linf", 0.1).random_start(x, torch.Generator().manual_seed(0))
+    # PGD starts there: one step of a negligible α stays within α of the draw
+    one_step = attacks.get("pgd", eps=0.1, steps=1, alpha=1e-6, random_start=True, seed=0)
+    assert (one_step(tiny_model, x, y) - start).abs().max() <= 1e-6 + 1e-7
     delta = start - x
     assert delta.abs().max() <= 0.1
     assert abs(delta.mean().item()) < 0.005
@@ -80,6 +84,7 @@ def test_linf_pgd_alias() -> None:
         ({"restarts": 3}, "random_start"),
         ({"alpha": 0.0}, "alpha"),
         ({"steps": -1}, "steps"),
+        ({"steps": 0}, "steps"),
         ({"loss": "hinge"}, "loss"),
         ({"eps": -0.1}, "eps"),
     ],

@@ -4,7 +4,13 @@ An attack is a small dataclass of settings (so ``repr`` shows them) that is call
 as ``attack(model, x, y) -> x_adv``. :meth:`Attack.__call__` does the bookkeeping
 every attack needs, so the attack files contain only the method itself:
 
-* inputs are validated (``x`` in ``[0, 1]``, ``y`` int64 of matching length);
+* inputs are validated, each failure a one-line :class:`AttackError`: ``x`` finite, in
+  ``[0, 1]`` and of the model parameters' dtype (it is never cast: a silent cast would
+  change the attack's precision; the message names the fix ``x.to(dtype)``), ``y`` an
+  int64 vector of matching length with every label a class of the model, in ``[0, K)``
+  for a model with ``K`` logits (:func:`output_width`);
+* settings are validated when the attack is built (:meth:`Attack.validate`); every
+  ``iterative`` attack takes at least one step (:data:`ITERATION_SETTINGS` ≥ 1);
 * the model is put in ``eval()`` mode and its previous mode restored afterwards;
 * parameter ``requires_grad`` flags are switched off during the attack and restored,
   so no gradient is ever accumulated into ``.grad`` of a model parameter;
@@ -67,6 +73,12 @@ CAPABILITIES = (
     "scaled_sign_step",
 )
 
+#: Settings that count an iterative attack's steps. :meth:`Attack.validate` requires each
+#: one an attack of ``iterative = True`` has to be an int ≥ 1 (``None`` is left to the
+#: attack, e.g. BIM's schedule): zero steps would return ``x`` unchanged and report a
+#: fooling ratio of 0 for an attack that never ran.
+ITERATION_SETTINGS = ("steps", "max_iter")
+
 #: Activation memory one internal chunk may take on CPU in :func:`auto_chunk_size`
 #: (bytes), about the last-level cache of a desktop CPU. Measured with PGD on the
 #: paper's CNN (≈ 230 kB of activations per input; 2 threads, 32 MiB L3): chunks of
@@ -123,6 +135,28 @@ def auto_chunk_size(model: nn.Module, x: torch.Tensor) -> int:
         return max(n, 1)
     per_input = activation_bytes_per_input(model, x)
     return max(MIN_CHUNK, CHUNK_MEMORY_BUDGET // per_input)
+
+
+#: output_width, remembered per model, input shape and parameter shapes.
+_OUTPUT_WIDTH: weakref.WeakKeyDictionary[nn.Module, dict[tuple, int | None]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def output_width(model: nn.Module, x: torch.Tensor) -> int | None:
+    """The number of logits ``K`` the model gives an input like ``x[0]`` (None if its
+    output is not ``N×K``). One forward pass of ``x[:1]`` without gradients the first time
+    a model sees inputs of this shape, dtype and device; remembered after that (keyed on
+    the parameters' shapes too, so a replaced output layer is measured again). Call it in
+    eval mode (:func:`attack_mode`), so that no normalisation statistics are updated."""
+    params = tuple(tuple(p.shape) for p in model.parameters())
+    key = (tuple(x.shape[1:]), x.dtype, x.device, params)
+    known = _OUTPUT_WIDTH.setdefault(model, {})
+    if key not in known:
+        with torch.no_grad():
+            out = model(x[:1])
+        known[key] = int(out.shape[1]) if isinstance(out, torch.Tensor) and out.dim() == 2 else None
+    return known[key]
 
 
 @contextmanager
@@ -203,6 +237,16 @@ class Attack:
                 f"{self.name}: chunk_size must be 'auto', an int ≥ 1 or None (whole batch), "
                 f"got {size!r}"
             )
+        if self.iterative:
+            for setting in ITERATION_SETTINGS:
+                value = getattr(self, setting, None)
+                if value is not None and not (
+                    isinstance(value, int) and not isinstance(value, bool) and value >= 1
+                ):
+                    raise AttackError(
+                        f"{self.name}: {setting} must be an int ≥ 1 (an iterative attack "
+                        f"takes at least one step), got {value!r}"
+                    )
 
     @classmethod
     def capabilities(cls) -> dict[str, bool]:
@@ -235,8 +279,10 @@ class Attack:
 
     def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
         _check_inputs(self.name, x, y)
+        _check_dtype(self.name, model, x)
         x, y = x.detach(), y.detach()
         with attack_mode(model), torch.enable_grad():
+            _check_label_range(self.name, model, x, y)
             size = self._resolved_chunk_size(model, x)
             generator = self.generator(x.device)
             if size >= x.shape[0]:
@@ -298,10 +344,45 @@ def _check_inputs(name: str, x: torch.Tensor, y: torch.Tensor) -> None:
     if not x.numel():
         return
     low, high = torch.aminmax(x)
+    if not torch.isfinite(low + high).item():  # aminmax propagates NaN; ±inf are extremes
+        counts = {
+            "NaN": torch.isnan(x).sum().item(),
+            "+inf": torch.isposinf(x).sum().item(),
+            "-inf": torch.isneginf(x).sum().item(),
+        }
+        found = ", ".join(f"{n} {kind}" for kind, n in counts.items() if n)
+        raise AttackError(
+            f"{name}: inputs contain {found} (of {x.numel()} values); attacks need "
+            "finite pixels in [0, 1]"
+        )
     if ((low < 0) | (high > 1)).item():
         raise AttackError(
             f"{name}: inputs must lie in [0, 1] (got range [{low.item():.3g}, "
             f"{high.item():.3g}]); put normalisation inside the model"
+        )
+
+
+def _check_dtype(name: str, model: nn.Module, x: torch.Tensor) -> None:
+    """Inputs in the dtype of the model's (first floating-point) parameters, not cast."""
+    dtype = next((p.dtype for p in model.parameters() if p.is_floating_point()), None)
+    if dtype is not None and x.dtype != dtype:
+        raise AttackError(
+            f"{name}: inputs are {x.dtype} but the model's parameters are {dtype}; "
+            f"convert the inputs with x.to({dtype}) (or the model with model.to({x.dtype}))"
+        )
+
+
+def _check_label_range(name: str, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+    """Every label a class of the model: in ``[0, K)`` for ``K`` logits (:func:`output_width`)."""
+    if not y.numel():
+        return
+    low, high = torch.aminmax(y)
+    width = output_width(model, x)
+    if low.item() < 0 or (width is not None and high.item() >= width):
+        bad = int(low.item()) if low.item() < 0 else int(high.item())
+        allowed = f"in [0, {width}) for its {width} logits" if width is not None else "≥ 0"
+        raise AttackError(
+            f"{name}: label {bad} is not a class of the model: labels must be {allowed}"
         )
 
 

@@ -60,7 +60,7 @@ class BIM(FixedEpsilonAttack):
     def validate(self) -> None:
         super().validate()
         require_number(self.name, "alpha", self.alpha, strict=True)
-        require_int(self.name, "steps", self.steps, minimum=0, allow_none=True)
+        require_int(self.name, "steps", self.steps, minimum=1, allow_none=True)
 
     @property
     def iterations(self) -> int:

@@ -83,7 +83,7 @@ class L2DeepFool(MinimalPerturbationAttack):
     def validate(self) -> None:
         super().validate()
         require_number(self.name, "overshoot", self.overshoot)
-        require_int(self.name, "max_iter", self.max_iter, minimum=0)
+        require_int(self.name, "max_iter", self.max_iter, minimum=1)
         require_int(self.name, "num_classes", self.num_classes, minimum=2)
         require_number(self.name, "eps", self.eps, allow_none=True)
 

@@ -115,7 +115,7 @@ class LinfPGD(FixedEpsilonAttack):
     def validate(self) -> None:
         super().validate()
         require_number(self.name, "alpha", self.alpha, strict=True)
-        require_int(self.name, "steps", self.steps, minimum=0)
+        require_int(self.name, "steps", self.steps, minimum=1)
         require_bool(self.name, "random_start", self.random_start)
         require_int(self.name, "restarts", self.restarts, minimum=1)
         require_choice(self.name, "loss", self.loss, LOSSES)

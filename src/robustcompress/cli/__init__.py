@@ -3,7 +3,8 @@
 Each command lives in its own module ``robustcompress.cli.<command>`` exposing
 ``register(subparsers)``, which adds its parser and sets ``func`` to a handler
 ``(args) -> int``. Errors derived from :class:`RobustCompressError` are printed
-on one line (``error: …``) with exit status 2 and no traceback.
+on one line (``error: …``; line breaks inside it, e.g. from a file name, are escaped)
+with exit status 2 and no traceback.
 """
 
 from __future__ import annotations
@@ -50,11 +51,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return int(args.func(args) or 0)
     except RobustCompressError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"error: {one_line(str(exc))}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+
+
+#: Characters that end a line for ``str.splitlines``, and how :func:`one_line` shows them.
+_LINE_BREAKS = {ord(c): repr(c)[1:-1] for c in "\n\r\x0b\x0c\x1c\x1d\x1e\x85\u2028\u2029"}
+
+
+def one_line(message: str) -> str:
+    """``message`` with line breaks escaped (``\\n``), e.g. from a file name holding one,
+    so that every error is printed on exactly one line."""
+    return message.translate(_LINE_BREAKS)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -11,6 +11,11 @@ Progress (which attack and ε is running, images done of total, images/s, time l
 goes to stderr: a live bar on a terminal, a plain line every few seconds otherwise
 (:class:`robustcompress.training.progress.EvaluationDisplay`); ``--no-progress`` or
 ``ROBUSTCOMPRESS_PROGRESS=off`` turns it off. Stdout carries only the table or ``--json``.
+
+``--data`` other than the data set a checkpoint's run trained on is refused unless
+``--allow-data-mismatch`` is given; images whose shape is not the model's input shape
+are refused always (:meth:`robustcompress.cli.targets.Target.choose_dataset`,
+:meth:`~robustcompress.cli.targets.Target.check_images`).
 """
 
 from __future__ import annotations
@@ -23,7 +28,7 @@ from typing import Any
 import yaml
 
 from robustcompress.cli.output import add_json_flag, print_json, print_table
-from robustcompress.cli.targets import load_target
+from robustcompress.cli.targets import image_shape, load_target
 from robustcompress.errors import ConfigError
 from robustcompress.evaluation.robustness import DEFAULT_BATCH_SIZE
 
@@ -80,7 +85,16 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="any other attack setting, e.g. --set random_start=true (repeatable)",
     )
     p.add_argument(
-        "--data", default=None, help="data set (default: the checkpoint's or the model's)"
+        "--data",
+        default=None,
+        help="data set (default: the checkpoint's or the model's); a checkpoint trained on "
+        "another data set is refused unless --allow-data-mismatch",
+    )
+    p.add_argument(
+        "--allow-data-mismatch",
+        action="store_true",
+        help="attack a checkpoint on another data set than it was trained on (the images "
+        "must still have its input shape)",
     )
     p.add_argument("--split", default="test", help="data split (default: test)")
     p.add_argument(
@@ -120,18 +134,25 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from robustcompress.data import load_dataset
+    from robustcompress.data.locate import canonical_name
     from robustcompress.device import resolve_device
     from robustcompress.evaluation import evaluate
     from robustcompress.training.progress import EvaluationDisplay, progress_mode
 
     device = resolve_device(args.device)
+    attacks = build_attacks(args)  # bad settings fail before anything is loaded
     target = load_target(args.target, args.seed, device)
-    model, description, default_data = target.model, target.description, target.default_dataset
-    if default_data is None and not args.data:
-        raise ConfigError(f"checkpoint {args.target!r} names no data set: pass --data")
-    dataset_name = str(args.data or default_data)
+    model, description = target.model, target.description
+    dataset_name = target.choose_dataset(args.data, allow_mismatch=args.allow_data_mismatch)
+    target.check_images(image_shape(dataset_name), dataset_name)  # before loading any files
     dataset = load_dataset(dataset_name, args.split, limit=args.limit, seed=args.seed)
-    attacks = build_attacks(args)
+    trained = target.trained_dataset
+    if trained is not None and canonical_name(dataset_name) != trained:
+        print(
+            f"warning: {description} was trained on {trained}; attacking it on "
+            f"{dataset_name} (--allow-data-mismatch)",
+            file=sys.stderr,
+        )
     with EvaluationDisplay(progress_mode(getattr(args, "progress", True))) as display:
         record = evaluate(
             model,

@@ -572,14 +572,26 @@ def load_config(path: str | Path) -> RunConfig:
 
 
 def read_yaml(path: str | Path) -> Any:
-    """``yaml.safe_load`` of a file, with missing files and syntax errors as one line."""
+    """``yaml.safe_load`` of a UTF-8 file; every way it can fail is a one-line :class:`ConfigError`.
+
+    Missing or unreadable files, bytes that are not UTF-8 (a binary file), YAML syntax
+    errors, and scalars YAML recognises but cannot build (a timestamp such as
+    ``2024-13-45``, nesting deeper than Python's recursion limit) all name the file.
+    """
     path = Path(path)
     try:
         text = path.read_text(encoding="utf-8")
     except FileNotFoundError:
         raise ConfigError(f"{path}: no such config file") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(
+            f"{path}: not a UTF-8 text file (byte {exc.start} is 0x{exc.object[exc.start]:02x}); "
+            "a config is a YAML text file"
+        ) from None
     except OSError as exc:
-        raise ConfigError(f"{path}: cannot read ({exc.strerror})") from None
+        raise ConfigError(f"{path}: cannot read ({exc.strerror or exc})") from None
+    except ValueError as exc:  # a path no file can have, e.g. one with a NUL byte
+        raise ConfigError(f"{str(path)!r}: not a valid file path ({exc})") from None
     try:
         return yaml.safe_load(text)
     except yaml.YAMLError as exc:
@@ -587,6 +599,11 @@ def read_yaml(path: str | Path) -> Any:
         where = f" at line {mark.line + 1}, column {mark.column + 1}" if mark else ""
         problem = getattr(exc, "problem", None) or "syntax error"
         raise ConfigError(f"{path}: invalid YAML{where}: {problem}") from None
+    except RecursionError:
+        raise ConfigError(f"{path}: invalid YAML: nested too deeply") from None
+    except (ValueError, TypeError, OverflowError) as exc:  # e.g. datetime(2024, 13, 45)
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise ConfigError(f"{path}: invalid YAML value: {first}") from None
 
 
 def _kind(value: Any) -> str:
@@ -700,6 +717,13 @@ def check_against_model(config: RunConfig) -> None:
         model = create_model(config.model.name, **config.model.kwargs)
     except RobustCompressError as exc:
         raise fail("model", exc) from None
+    except (TypeError, ValueError, OverflowError, RuntimeError, MemoryError) as exc:
+        # an option of the wrong type or size reaches the factory (e.g. hidden: 5)
+        reason = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise fail(
+            "model.kwargs",
+            f"{config.model.name} cannot be built with {config.model.kwargs} ({reason})",
+        ) from None
     if config.data.dataset not in list_datasets():
         raise fail(
             "data.dataset",

@@ -184,7 +184,8 @@ def expand(sweep: SweepConfig, source: str | os.PathLike[str] = "<sweep>") -> Sw
             for key, value in zip(keys, combo, strict=True):
                 set_path(data, key, value, where)
             data["name"] = run_name(variant, combo)
-            start = (data.get("training") or {}).get("init_from")
+            training = data.get("training")
+            start = training.get("init_from") if isinstance(training, Mapping) else None
             if isinstance(start, str) and start in variants and variant:
                 data["training"]["init_from"] = run_name(start, combo)
             elif isinstance(start, str) and not Path(start).is_absolute():
