@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from robustcompress.cli.output import add_json_flag, print_json, print_table
+from robustcompress.cli.run import add_threads_flag
 from robustcompress.cli.targets import load_target
 from robustcompress.errors import ConfigError
 from robustcompress.evaluation.robustness import DEFAULT_BATCH_SIZE
@@ -95,6 +96,7 @@ def register(sub: argparse._SubParsersAction) -> None:
         "starts (default: 0)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    add_threads_flag(p)
     p.add_argument(
         "--no-masking", action="store_true", help="skip the gradient-masking checks (faster)"
     )
@@ -107,9 +109,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from robustcompress.data import load_dataset
-    from robustcompress.device import resolve_device
+    from robustcompress.device import resolve_device, set_threads
     from robustcompress.evaluation import evaluate
 
+    set_threads(args.threads)
     device = resolve_device(args.device)
     target = load_target(args.target, args.seed, device)
     model, description, default_data = target.model, target.description, target.default_dataset
