@@ -176,7 +176,9 @@ def test_sigint_of_the_process_group_stops_the_workers(tmp_path: Path, sweeps: l
     os.killpg(sweep.pid, signal.SIGINT)
     assert sweep.proc.wait(timeout=30) == 130
     last = sweep.stderr().strip().splitlines()[-1]
-    assert last.startswith("error: interrupted by SIGINT: workers stopped;"), sweep.stderr()
+    assert last.startswith("error: interrupted by SIGINT: runs in progress stopped;"), (
+        sweep.stderr()
+    )
     assert "Traceback" not in sweep.stderr()
     _assert_session_gone(sweep, children)
 
@@ -219,7 +221,7 @@ def test_sigterm_stops_workers_and_a_rerun_resumes(tmp_path: Path, sweeps: list[
     assert sweep.proc.wait(timeout=30) == 128 + signal.SIGTERM
     last = sweep.stderr().strip().splitlines()[-1]
     assert re.fullmatch(
-        r"error: interrupted by SIGTERM: workers stopped; finished runs are kept and "
+        r"error: interrupted by SIGTERM: runs in progress stopped; finished runs are kept and "
         r"unfinished ones continue from their last checkpoint: rerun `robustcompress sweep "
         r".*sweep\.yaml --runs-dir .*` \(or `robustcompress resume RUN_DIR` for one run\)",
         last,

@@ -125,7 +125,9 @@ def test_interrupted_names_the_signal_status_and_how_to_resume() -> None:
     assert stop.exit_status == 143 and Interrupted(signal.SIGINT).exit_status == 130
     line = stop.message("robustcompress sweep s.yaml")
     assert "\n" not in line
-    assert line.startswith("interrupted by SIGTERM: workers stopped; finished runs are kept")
+    assert line.startswith(
+        "interrupted by SIGTERM: runs in progress stopped; finished runs are kept"
+    )
     assert "rerun `robustcompress sweep s.yaml`" in line and "robustcompress resume" in line
 
 

@@ -96,7 +96,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "starts (default: 0)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
-    add_threads_flag(p)
+    add_threads_flag(
+        p,
+        default="torch's: every core; on a busy machine 1 can be faster, see benchmarks/threads.py",
+    )
     p.add_argument(
         "--no-masking", action="store_true", help="skip the gradient-masking checks (faster)"
     )

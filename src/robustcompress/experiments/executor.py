@@ -305,11 +305,12 @@ def _exit_if_orphaned(owner: int) -> None:
         os._exit(ORPHAN_EXIT_STATUS)
 
 
+_OWNER = 0
+"""The pool owner's pid in a worker (set by :func:`die_with_parent`)."""
+
+
 def _on_parent_death_signal(signum: int, frame: FrameType | None) -> None:
     _exit_if_orphaned(_OWNER)
-
-
-_OWNER = 0
 
 
 def parent_death_signal(signum: int) -> bool:
@@ -471,7 +472,7 @@ class Interrupted(KeyboardInterrupt):
     def message(self, rerun: str) -> str:
         """One line: what happened and how to continue (``rerun``: the command to repeat)."""
         return (
-            f"{self.args[0]}: workers stopped; finished runs are kept and unfinished ones "
+            f"{self.args[0]}: runs in progress stopped; finished runs are kept and unfinished ones "
             f"continue from their last checkpoint: rerun `{rerun}` "
             "(or `robustcompress resume RUN_DIR` for one run)"
         )
