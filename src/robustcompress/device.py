@@ -28,3 +28,24 @@ def resolve_device(name: str | torch.device | None = "auto") -> torch.device:
             f"device {name!r} requested but CUDA is not available: use 'cpu' or 'auto'"
         )
     return device
+
+
+def check_threads(threads: int | None, flag: str = "--threads") -> int | None:
+    """``threads`` if it is ``None`` or an integer ≥ 1, else a one-line :class:`ConfigError`."""
+    if threads is None:
+        return None
+    if isinstance(threads, bool) or not isinstance(threads, int) or threads < 1:
+        raise ConfigError(f"{flag} must be ≥ 1 (torch threads per process), got {threads}")
+    return threads
+
+
+def set_threads(threads: int | None) -> int:
+    """Use ``threads`` torch intra-op threads in this process; return the number in use.
+
+    ``None`` leaves torch's default (one per core it may use). Validated like
+    ``--threads`` (:func:`check_threads`).
+    """
+    threads = check_threads(threads)
+    if threads is not None:
+        torch.set_num_threads(threads)
+    return torch.get_num_threads()

@@ -28,6 +28,7 @@ from typing import Any
 import yaml
 
 from robustcompress.cli.output import add_json_flag, print_json, print_table
+from robustcompress.cli.run import add_threads_flag
 from robustcompress.cli.targets import image_shape, load_target
 from robustcompress.errors import ConfigError
 from robustcompress.evaluation.robustness import DEFAULT_BATCH_SIZE
@@ -114,6 +115,10 @@ def register(sub: argparse._SubParsersAction) -> None:
         "starts (default: 0)",
     )
     p.add_argument("--device", default="auto", help="auto, cpu, cuda or cuda:N (default: auto)")
+    add_threads_flag(
+        p,
+        default="torch's: every core; on a busy machine 1 can be faster, see benchmarks/threads.py",
+    )
     p.add_argument(
         "--no-masking", action="store_true", help="skip the gradient-masking checks (faster)"
     )
@@ -135,10 +140,11 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from robustcompress.data import load_dataset
     from robustcompress.data.locate import canonical_name
-    from robustcompress.device import resolve_device
+    from robustcompress.device import resolve_device, set_threads
     from robustcompress.evaluation import evaluate
     from robustcompress.training.progress import EvaluationDisplay, progress_mode
 
+    set_threads(args.threads)
     device = resolve_device(args.device)
     attacks = build_attacks(args)  # bad settings fail before anything is loaded
     target = load_target(args.target, args.seed, device)

@@ -9,7 +9,12 @@ from typing import Any
 
 from robustcompress.cli.output import add_json_flag, print_json, print_table
 from robustcompress.cli.report import print_headlines
-from robustcompress.cli.run import add_device_flag, add_executor_flag, add_runs_dir_flag
+from robustcompress.cli.run import (
+    add_device_flag,
+    add_executor_flag,
+    add_runs_dir_flag,
+    add_threads_flag,
+)
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -43,8 +48,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=None,
         metavar="N",
         help="parallel worker processes (default: min(2, cores)); each gets "
-        "max(1, cores // N) torch threads",
+        "max(1, cores // N) torch threads (see --threads)",
     )
+    add_threads_flag(p, default="max(1, cores // workers) for a pool, every core for one worker")
     p.add_argument("--no-report", action="store_true", help="do not build the HTML report")
     add_executor_flag(p)
     add_runs_dir_flag(p)
@@ -54,20 +60,39 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
-    from robustcompress.experiments.executor import available_cores
+    """Reproduce; SIGINT or SIGTERM stops the workers and exits with one line.
+
+    Rerunning the same command reuses the finished runs and continues the others.
+    """
+    from robustcompress.device import check_threads
+    from robustcompress.experiments.executor import (
+        Interrupted,
+        available_cores,
+        default_threads,
+        stop_on_signals,
+    )
     from robustcompress.experiments.recipes import get_recipe, reproduce
 
     recipe = get_recipe(args.recipe)
     workers = args.workers if args.workers is not None else min(2, available_cores())
-    result = reproduce(
-        recipe,
-        args.profile,
-        seeds=args.seeds,
-        workers=workers,
-        executor=args.executor,
-        runs_dir=args.runs_dir,
-        device=args.device,
-    )
+    try:
+        with stop_on_signals(), default_threads(check_threads(args.threads)):
+            result = reproduce(
+                recipe,
+                args.profile,
+                seeds=args.seeds,
+                workers=workers,
+                executor=args.executor,
+                runs_dir=args.runs_dir,
+                device=args.device,
+            )
+    except Interrupted as stop:
+        rerun = f"robustcompress reproduce {args.recipe}"
+        for flag in ("profile", "seeds", "runs_dir"):
+            if getattr(args, flag) is not None:
+                rerun += f" --{flag.replace('_', '-')} {getattr(args, flag)}"
+        print(f"error: {stop.message(rerun)}", file=sys.stderr)
+        return stop.exit_status
     report = None if args.no_report else build_report(result.directory)
     manifest = result.manifest
     if args.json:

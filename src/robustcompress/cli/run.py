@@ -22,6 +22,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("config", metavar="CONFIG.yaml", help="run config (see examples/)")
     add_runs_dir_flag(p)
     add_device_flag(p)
+    add_threads_flag(p)
     add_json_flag(p)
     p.set_defaults(func=handle)
 
@@ -53,9 +54,22 @@ def add_device_flag(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_threads_flag(parser: argparse.ArgumentParser, default: str = "torch's: every core") -> None:
+    """``--threads N``: torch threads per process (validated by :func:`check_threads`)."""
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"torch threads per process, N ≥ 1 (default: {default})",
+    )
+
+
 def handle(args: argparse.Namespace) -> int:
+    from robustcompress.device import set_threads
     from robustcompress.experiments import run
 
+    set_threads(args.threads)
     record = run(args.config, runs_dir=args.runs_dir, device=args.device)
     show_record(record, args.json)
     return 0 if record.status == "finished" else 1

@@ -7,7 +7,12 @@ import sys
 from typing import Any
 
 from robustcompress.cli.output import add_json_flag, print_json, print_table
-from robustcompress.cli.run import add_device_flag, add_executor_flag, add_runs_dir_flag
+from robustcompress.cli.run import (
+    add_device_flag,
+    add_executor_flag,
+    add_runs_dir_flag,
+    add_threads_flag,
+)
 from robustcompress.cli.runs import headline_metrics
 
 
@@ -28,8 +33,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         default=1,
         metavar="N",
         help="parallel worker processes (default 1: in this process); each gets "
-        "max(1, cores // N) torch threads",
+        "max(1, cores // N) torch threads (see --threads)",
     )
+    add_threads_flag(p, default="max(1, cores // workers) for a pool, every core for one worker")
     add_executor_flag(p)
     add_runs_dir_flag(p)
     add_device_flag(p)
@@ -38,8 +44,29 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 
 def handle(args: argparse.Namespace) -> int:
+    """Run the sweep; SIGINT or SIGTERM stops the workers and exits with one line.
+
+    Interrupted runs are resumable: rerunning the same command reuses finished runs
+    and continues the others from their last checkpoint.
+    """
+    from robustcompress.experiments.executor import Interrupted, stop_on_signals
+
+    try:
+        with stop_on_signals():
+            return _sweep(args)
+    except Interrupted as stop:
+        rerun = f"robustcompress sweep {args.sweep}"
+        if args.runs_dir:
+            rerun += f" --runs-dir {args.runs_dir}"
+        print(f"error: {stop.message(rerun)}", file=sys.stderr)
+        return stop.exit_status
+
+
+def _sweep(args: argparse.Namespace) -> int:
+    from robustcompress.device import check_threads
     from robustcompress.experiments import load_sweep, make_executor, run_sweep
 
+    check_threads(args.threads)
     sweep = load_sweep(args.sweep)
     total = len(sweep.points)
     print(f"sweep {sweep.name}: {total} runs, {args.workers} worker(s)", file=sys.stderr)
@@ -57,6 +84,7 @@ def handle(args: argparse.Namespace) -> int:
         runs_dir=args.runs_dir,
         device=args.device,
         progress=False,
+        threads=args.threads,
     ) as executor:
         result = run_sweep(sweep, executor, runs_dir=args.runs_dir, on_done=on_done)
     if args.json:
