@@ -18,7 +18,7 @@ from robustcompress.models import create_model
 from robustcompress.training.checkpoint import checkpoint_name, write_checkpoint
 
 FAST = ["--limit", "20", "--batch-size", "20", "--device", "cpu", "--no-masking"]
-FAST += ["--attack", "fgsm"]
+FAST += ["--attack", "fgsm", "--no-progress"]  # stderr holds only what is checked
 
 
 @pytest.fixture(autouse=True, scope="module")

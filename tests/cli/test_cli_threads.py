@@ -65,7 +65,7 @@ def test_serial_sweep_runs_with_the_given_threads_and_restores_them(
 
 def test_attack_uses_the_given_threads(capsys: pytest.CaptureFixture[str]) -> None:
     argv = ["attack", "fcnn", "--attack", "fgsm", "--eps", "0.05", "--no-masking", "--json"]
-    argv += ["--data", "synthetic-subspace", "--limit", "8", "--device", "cpu", "--threads", "1"]
+    argv += ["--data", "mnist", "--limit", "8", "--device", "cpu", "--threads", "1"]
     assert cli.main(argv) == 0
     assert json.loads(capsys.readouterr().out)["n"] == 8
     assert torch.get_num_threads() == 1

@@ -240,6 +240,9 @@ class DivergenceConfig(_Section):
         lt=1,
         description="diverged when accuracy ≤ chance + this × (best − chance)",
     )
+    min_eval_size: int = added_field(
+        50, ge=1, description="evaluation inputs the accuracy rule needs (fewer: loss rule only)"
+    )
 
     def monitor_settings(self) -> dict[str, Any]:
         """The settings of :class:`~robustcompress.training.divergence.DivergenceMonitor`."""

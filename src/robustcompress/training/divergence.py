@@ -18,11 +18,15 @@ checkpointed — when any of these happens:
   ``chance + learned_margin`` at some tracking event of this run (for a fine-tuning
   run, the starting model's accuracy at step 0 counts), falls to
   ``chance + collapse_fraction · (best − chance)`` or below; ``chance`` is the share
-  of the most frequent class among the evaluation labels.
+  of the most frequent class among the evaluation labels. The rule needs at least
+  ``min_eval_size`` evaluation inputs: on fewer, sampling noise alone moves the
+  accuracy by more than the rule's margins (on 16 inputs of two classes one standard
+  deviation at chance is 0.125), and only the loss rule applies.
 
 Defaults: ``loss_factor = 100``, ``ema_weight = 0.1``, ``warmup_steps = 0``,
-``learned_margin = 0.2``, ``collapse_fraction = 0.25``. The monitor's running values
-are checkpointed, so a resumed run decides exactly as an uninterrupted one.
+``learned_margin = 0.2``, ``collapse_fraction = 0.25``, ``min_eval_size = 50``. The
+monitor's running values are checkpointed, so a resumed run decides exactly as an
+uninterrupted one.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ class DivergenceMonitor(Callback):
     warmup_steps: int = 0
     learned_margin: float = 0.2
     collapse_fraction: float = 0.25
+    min_eval_size: int = 50
 
     name = "divergence"
     state_optional = True  # runs stored before it existed resume with a fresh monitor
@@ -62,13 +67,14 @@ class DivergenceMonitor(Callback):
             "warmup_steps": self.warmup_steps >= 0,
             "learned_margin": 0 < self.learned_margin < 1,
             "collapse_fraction": 0 <= self.collapse_fraction < 1,
+            "min_eval_size": self.min_eval_size >= 1,
         }
         bad = [k for k, ok in checks.items() if not ok]
         if bad:
             raise ConfigError(
                 f"divergence: {bad[0]} = {getattr(self, bad[0])!r} is out of range "
                 "(loss_factor > 1, 0 < ema_weight ≤ 1, warmup_steps ≥ 0, "
-                "0 < learned_margin < 1, 0 ≤ collapse_fraction < 1)"
+                "0 < learned_margin < 1, 0 ≤ collapse_fraction < 1, min_eval_size ≥ 1)"
             )
         self.steps = 0
         self.ema: float | None = None
@@ -83,8 +89,9 @@ class DivergenceMonitor(Callback):
         labels = trainer.eval_labels
         if labels is not None and len(labels):
             counts = torch.bincount(labels.detach().cpu().long())
-            self.chance = float(counts.max()) / len(labels)
             self.chance_loss = math.log(max(2, int(counts.numel())))
+            if len(labels) >= self.min_eval_size:
+                self.chance = float(counts.max()) / len(labels)
 
     def on_step_end(self, trainer: Trainer, step: int, terms: Mapping[str, float]) -> None:
         loss = float(terms["total"])
