@@ -284,7 +284,7 @@ def reproduce(
                 "group": p.group,
                 "seed": p.seed,
                 "starts_from": p.starts_from.method if p.starts_from else None,
-                "status": record.status if record is not None else "failed",
+                "status": record.status if record is not None else _status_of(run_dir),
                 "reused": p.config.name in finished_before,
                 "error": result.errors.get(p.config.name),
             }
@@ -465,6 +465,12 @@ def planned_sweep(name: str, planned: Sequence[PlannedRun]) -> Any:
 def _planned_run_dir(p: PlannedRun, record: RunRecord | None, root: Path) -> Path:
     """The run's directory: from its record, or from the config hashes when it failed."""
     return record.run_dir if record is not None else root / run_dir_name(p.config.name, p.hash)
+
+
+def _status_of(run_dir: Path) -> str:
+    """The stored status of a run that raised (``diverged``, ``failed``…), else ``failed``."""
+    status = run_status(run_dir) if run_dir.is_dir() else "failed"
+    return "failed" if status in ("running", "incomplete", "finished") else status
 
 
 def _compute_time(records: Any) -> float:
