@@ -369,6 +369,7 @@ def _train(
                 "final": result.final,
                 "steps": result.steps,
                 "epochs": result.epochs,
+                "stopped_early": result.stopped_early,
                 "resumed_from_step": result.resumed_from_step,
                 "timing": result.timing,
                 "checkpoint": _relative(result.checkpoint, run_dir),

@@ -23,6 +23,8 @@ Built in:
 * ``magnitude_pruning`` (:class:`MagnitudePruning`): gradual magnitude pruning
   (Zhu & Gupta 2017, "To prune, or not to prune", eq. 1), masks re-applied after
   every optimiser step; the masks are its checkpointed state.
+* ``target_accuracy`` (:class:`TargetAccuracy`): stop once the tracked accuracy reaches
+  a target (e.g. a paper's reported clean accuracy), the epochs being a cap.
 """
 
 from __future__ import annotations
@@ -46,6 +48,7 @@ from robustcompress.training.trainer import Callback, Trainer
 __all__ = [
     "MagnitudePruning",
     "SettingError",
+    "TargetAccuracy",
     "build_extra",
     "extra_settings",
     "list_extras",
@@ -246,3 +249,46 @@ class MagnitudePruning(Callback):
             k: v.to(self._targets[k].device, self._targets[k].dtype)
             for k, v in state["masks"].items()
         }
+
+
+@register_extra("target_accuracy")
+@dataclass
+class TargetAccuracy(Callback):
+    """Stop training once the tracked accuracy reaches ``accuracy`` (an epoch cap stays
+    ``optimizer.epochs``): "train until the paper's clean accuracy is reached".
+
+    Checked at each epoch end from ``epoch >= min_epochs`` on the evaluation subset's
+    ``metric`` (default ``accuracy``); training ends after that epoch's checkpoint and
+    the run's summary records ``stopped_early`` and the epochs actually trained. State:
+    the epoch it stopped at, so a run killed after deciding resumes to the same end.
+    """
+
+    accuracy: float
+    min_epochs: int = 1
+    metric: str = "accuracy"
+    stopped_at: int | None = field(default=None, init=False)
+
+    def __post_init__(self) -> None:
+        if not 0.0 < self.accuracy <= 1.0:
+            raise SettingError("accuracy", f"must be in (0, 1] (got {self.accuracy})")
+        if self.min_epochs < 1:
+            raise SettingError("min_epochs", f"must be ≥ 1 (got {self.min_epochs})")
+
+    def _reason(self) -> str:
+        return f"{self.metric} reached {self.accuracy:g} at epoch {self.stopped_at}"
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        if self.stopped_at is not None:
+            trainer.request_stop(self._reason())
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int) -> None:
+        value = trainer.latest.get(self.metric)
+        if epoch >= self.min_epochs and value is not None and value >= self.accuracy:
+            self.stopped_at = epoch
+            trainer.request_stop(self._reason())
+
+    def state_dict(self) -> dict[str, Any]:
+        return {} if self.stopped_at is None else {"stopped_at": self.stopped_at}
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.stopped_at = state.get("stopped_at")

@@ -282,6 +282,8 @@ class TrainResult:
     timing: dict[str, Any]
     checkpoint: Path | None
     resumed_from_step: int | None = None
+    stopped_early: str | None = None
+    """Why training ended before the last epoch (:meth:`Trainer.request_stop`), or None."""
 
 
 @dataclass
@@ -386,6 +388,7 @@ class Trainer:
         self.steps_per_epoch = math.ceil(len(train_data) / settings.batch_size)
         self.total_steps = self.steps_per_epoch * settings.epochs
         self.position = _Position()
+        self.stop_reason: str | None = None
         self.last_checkpoint: Path | None = None
         self._writer: MetricsWriter | None = None
         self._latest: dict[str, float] = {}
@@ -403,17 +406,20 @@ class Trainer:
                 callback.on_train_start(self)
             if resumed is None:
                 self._track()
-            while pos.epoch <= self.settings.epochs:
+            while pos.epoch <= self.settings.epochs and self.stop_reason is None:
                 self._run_epoch()
                 pos.epoch += 1
                 pos.batch = 0
+            if self.stop_reason is not None:
+                self.reporter.message(f"stopped after epoch {pos.epoch - 1}: {self.stop_reason}")
             result = TrainResult(
                 steps=pos.step,
-                epochs=self.settings.epochs,
+                epochs=pos.epoch - 1,
                 final=latest_values(read_metrics(self.metrics_path)),
                 timing=self._timing_summary(),
                 checkpoint=self.last_checkpoint,
                 resumed_from_step=resumed,
+                stopped_early=self.stop_reason,
             )
             for callback in self.callbacks:
                 callback.on_train_end(self, result)
@@ -426,6 +432,15 @@ class Trainer:
             return result
         finally:
             self._writer.close()
+
+    def request_stop(self, reason: str) -> None:
+        """End training after the current epoch (its tracking and checkpoint still run).
+
+        For callbacks, e.g. stopping once a target accuracy is reached. A callback that
+        stops must keep the decision in its state and ask again in
+        :meth:`Callback.on_train_start`, so a resumed run stops at the same epoch.
+        """
+        self.stop_reason = reason
 
     @property
     def latest(self) -> dict[str, float]:
