@@ -26,9 +26,20 @@ from robustcompress.experiments.sweep import _levels
 from robustcompress.papers.langenberg2019 import RECIPE
 from robustcompress.papers.langenberg2019.recipe import PAPER_ACCURACY, plan, schedule
 
-FCNN_IDS = ["natural", "fgsm", "pgd", "l1", "nuclear", "l1-nuclear", "l1-nuclear-0.03", "joint-l1"]
+FCNN_IDS = [
+    "natural",
+    "continued",
+    "fgsm",
+    "pgd",
+    "l1",
+    "nuclear",
+    "l1-nuclear",
+    "l1-nuclear-0.03",
+    "joint-l1",
+]
 CNN_IDS = [
     "natural",
+    "continued",
     "fgsm",
     "pgd",
     "l1-nuclear-0",
@@ -46,7 +57,7 @@ def test_registry_and_errors() -> None:
     assert list_recipes() == ["langenberg2019"] and get_recipe("langenberg2019") is RECIPE
     with pytest.raises(ConfigError, match=r"unknown recipe 'nope' \(available: langenberg2019\)"):
         get_recipe("nope")
-    with pytest.raises(ConfigError, match=r"unknown profile 'huge' \(choose from quick, full\)"):
+    with pytest.raises(ConfigError, match=r"unknown profile 'huge' \(choose from quick, full, paper\)"):
         RECIPE.profile("huge")
     with pytest.raises(ConfigError, match="--seeds must be a positive number"):
         seed_list(RECIPE.profile("quick"), 0)
@@ -61,6 +72,8 @@ def test_grid_methods_groups_and_datasets() -> None:
         expected = (
             "natural"
             if r.method == "natural"
+            else "control"
+            if r.method == "continued"
             else "adversarial"
             if r.method in ("fgsm", "pgd")
             else "regularized"
@@ -216,8 +229,8 @@ def test_tiny_reproduction_writes_manifest_and_reuses_runs(tmp_path: Path) -> No
     assert {p: p.stat().st_mtime_ns for p in runs_dir.glob("*/summary.json")} == stamps
     assert {p: p.stat().st_mtime_ns for p in (directory / "masking").iterdir()} == cached
     assert second.manifest["masking"] == manifest["masking"]
-    assert [r["reused"] for r in manifest["runs"]] == [False] * 8
-    assert [r["reused"] for r in second.manifest["runs"]] == [True] * 8
+    assert [r["reused"] for r in manifest["runs"]] == [False] * len(FCNN_IDS)
+    assert [r["reused"] for r in second.manifest["runs"]] == [True] * len(FCNN_IDS)
     assert [{**r, "reused": False} for r in second.manifest["runs"]] == manifest["runs"]
     # the wall time is the computing call's; the reusing call is appended to `calls`
     assert second.manifest["wall_time_s"] == manifest["wall_time_s"]

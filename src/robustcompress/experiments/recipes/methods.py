@@ -108,6 +108,15 @@ class Schedule:
     eval_size: int
     mi_eval_size: int | None = None
     tracked_attacks: Mapping[str, Mapping[str, Any]] | None = None
+    optimizer: Mapping[str, Mapping[str, Any]] | None = None
+    """Replaces the model entry's optimiser per phase (``scratch``, ``finetune``)."""
+    overrides: Mapping[str, Any] = field(default_factory=dict)
+    """Config keys deep-merged into every run of this model (e.g. ``model.init``)."""
+    scratch_extras: Sequence[Mapping[str, Any]] = ()
+    """Training extras of the runs trained from scratch (e.g. a target accuracy)."""
+    max_seeds: int | None = None
+    """Run this model on the first ``max_seeds`` seeds only (an expensive model may get
+    fewer seeds than a cheap one; the profile states the count per model)."""
 
     def phase(self, fine_tuning: bool) -> Phase:
         return self.finetune if fine_tuning else self.scratch
@@ -184,7 +193,8 @@ def method_config(
     """The validated run config of one method at one seed (``start``: the run it fine-tunes)."""
     fine_tuning = start is not None
     phase = schedule.phase(fine_tuning)
-    optimizer = dict(entry.optimizer["finetune" if fine_tuning else "scratch"])
+    optimizers = schedule.optimizer or entry.optimizer
+    optimizer = dict(optimizers["finetune" if fine_tuning else "scratch"])
     every = track_every(schedule.train_limit, entry.dataset, int(optimizer["batch_size"]), phase)
     tracking: dict[str, Any] = {"every": every, "eval_size": schedule.eval_size}
     if schedule.tracked_attacks is not None:
@@ -214,7 +224,10 @@ def method_config(
         "seed": seed,
         "device": "cpu",
     }
-    return parse_config(deep_merge(data, method.overrides), source)
+    if schedule.scratch_extras and not fine_tuning:
+        data["extras"] = [dict(e) for e in schedule.scratch_extras]
+    data = deep_merge(deep_merge(data, schedule.overrides), method.overrides)
+    return parse_config(data, source)
 
 
 RunNamer = Callable[[Profile, str, str, int], str]
@@ -249,8 +262,9 @@ def plan_grid(
                 continue
             entry, schedule = models[model], profile.settings[model]
             methods = sorted(levels[model][level], key=lambda m: level > 0 and m.id not in first)
+            model_seeds = list(seeds)[: schedule.max_seeds] if schedule.max_seeds else seeds
             for method in methods:
-                for seed in seeds:
+                for seed in model_seeds:
                     start = by_id[model, method.starts_from, seed] if method.starts_from else None
                     config = method_config(
                         name=f"{recipe}-{profile.name}-{model}-{method.id}-s{seed}",
