@@ -57,7 +57,9 @@ def test_registry_and_errors() -> None:
     assert list_recipes() == ["langenberg2019"] and get_recipe("langenberg2019") is RECIPE
     with pytest.raises(ConfigError, match=r"unknown recipe 'nope' \(available: langenberg2019\)"):
         get_recipe("nope")
-    with pytest.raises(ConfigError, match=r"unknown profile 'huge' \(choose from quick, full, paper\)"):
+    with pytest.raises(
+        ConfigError, match=r"unknown profile 'huge' \(choose from quick, full, paper\)"
+    ):
         RECIPE.profile("huge")
     with pytest.raises(ConfigError, match="--seeds must be a positive number"):
         seed_list(RECIPE.profile("quick"), 0)

@@ -201,3 +201,19 @@ def test_results_markdown(tiny_reproduction: Path, tmp_path: Path) -> None:
     assert "Table 1, natural: clean accuracy" in text  # tiny runs are far below 0.95
     assert "_Why: to be written._" in text
     assert "Profile 'test' uses subsampled data" in text
+
+
+def test_appendix_b_table_sets_the_reshaped_kernel_against_the_operator(tiny_report: Any) -> None:
+    import math
+
+    table = next(t for t in tiny_report.plan.tables if t.key == "appendix-b")
+    rows = {r[0]: r for r in table.rows}
+    assert set(rows) == {"W1", "W2"}  # the CNN's two convolutions
+    for name, size, r_tilde, r_kron, r_operator, s_tilde, s_operator in table.rows:
+        n_h, n_w = (int(v) for v in size.split("×"))
+        m = math.sqrt(n_h * n_w)
+        assert float(r_kron) == pytest.approx(m * float(r_tilde), abs=0.1)  # rounding
+        assert float(s_operator) == pytest.approx(m * float(s_tilde), abs=0.1)
+        # overlapping stride-1 patches: the operator is not W̃ ⊗ I_m
+        assert float(r_operator) != pytest.approx(float(r_kron), rel=0.05), name
+    assert rows["W1"][1] == "28×28"

@@ -12,7 +12,7 @@ method id                     what
 ``nuclear``                   λ_{*,1} = 0.01 (nuclear norm on W1, eq. 6)
 ``l1-nuclear``                λ_{1,1} = 0.01 and λ_{*,1} = 0.01
 ``l1-nuclear-0.03``           λ_{1,1} = 0.01 and λ_{*,1} = 0.03
-``joint-l1``                  λ_joint = 0.01 (eq. 7) with λ_{1,1} = 0.01
+``joint-l1``                  λ_joint = 3·10⁻⁴ (eq. 7) with λ_{1,1} = 0.01
 ============================  ====================================================
 
 **CNN on Fashion-MNIST** (2 × [conv 3×3, 32 → max-pool 2×2] → 128 tanh → 10;

@@ -260,6 +260,10 @@ def plan(source: ReportSource) -> ReportPlan:
         )
     report.accuracy_tables = [_accuracy_table(source, model) for model in models]
     report.tables = [t for model in models for t in final_tables(source, model)]
+    if "cnn" in models:
+        appendix = appendix_b_table(source)
+        if appendix is not None:
+            report.tables.append(appendix)
     specs = claim_specs(source)
     report.claims = evaluate_claims(source, specs)
     report.masking_required = masking_required(source, specs)
@@ -305,3 +309,84 @@ def _accuracy_table(source: ReportSource, model: str) -> Table:
 
 PAPER_VALUES = {model: {catalogue.ACCURACY: values} for model, values in PAPER_ACCURACY.items()}
 """The paper's numbers in the shared form (model → metric → method)."""
+
+
+def appendix_b_table(source: ReportSource) -> Table | None:
+    """What the reshaped kernel W̃ measures, against the convolution it stands for.
+
+    Appendix B writes a convolution as W = W̃ ⊗ I_m over m non-overlapping patches and
+    measures W̃. The CNN's 3×3 convolutions have stride 1, so their patches overlap and
+    the layer is not W̃ ⊗ I_m. For the first seed of the natural CNN this table gives,
+    for W1 and W2, the effective rank and sparsity of W̃, the values W̃ ⊗ I_m would
+    have (√m times larger), and those of the exact operator: the circular convolution
+    on the layer's input size, whose singular values come from the 2-D FFT (Sedghi et
+    al. 2019); its entries are the kernel's repeated n_h·n_w times, so its effective
+    sparsity is √(n_h·n_w)·s(W̃).
+    """
+    import math
+
+    from robustcompress.errors import RobustCompressError
+    from robustcompress.models import model_spec, weight_matrices
+    from robustcompress.structure import (
+        conv_input_sizes,
+        conv_operator_singular_values,
+        effective_rank,
+        effective_sparsity,
+    )
+    from robustcompress.training.checkpoint import load_model
+
+    runs = source.runs_of("cnn", "natural")
+    if not runs:
+        return None
+    try:
+        model = load_model(runs[0].run_dir)
+        sizes = conv_input_sizes(model, model_spec("cnn").input_shape)
+    except (RobustCompressError, KeyError):
+        return None
+    rows = []
+    for wm in weight_matrices(model):
+        kernel = wm.parameter.detach().cpu().double()
+        if kernel.ndim != 4 or wm.module_name not in sizes:
+            continue
+        n_h, n_w = sizes[wm.module_name]
+        m = n_h * n_w
+        sigma = conv_operator_singular_values(kernel, (n_h, n_w))
+        r_operator = float(sigma.sum() / sigma.square().sum().sqrt())
+        r_tilde, s_tilde = (
+            effective_rank(wm.matrix.detach()),
+            effective_sparsity(wm.matrix.detach()),
+        )
+        rows.append(
+            [
+                wm.name,
+                f"{n_h}×{n_w}",
+                f"{r_tilde:.3f}",
+                f"{math.sqrt(m) * r_tilde:.1f}",
+                f"{r_operator:.1f}",
+                f"{s_tilde:.3f}",
+                f"{math.sqrt(m) * s_tilde:.1f}",
+            ]
+        )
+    if not rows:
+        return None
+    return Table(
+        "appendix-b",
+        "Appendix B check: the reshaped kernel W̃ against the convolution (natural CNN)",
+        [
+            "matrix",
+            "input n_h×n_w",
+            "r(W̃)",
+            "r(W̃ ⊗ I_m) = √m·r(W̃)",
+            "r(conv operator)",
+            "s(W̃)",
+            "s(conv operator) = √m·s(W̃)",
+        ],
+        rows,
+        caption=(
+            f"First seed of the natural CNN ({runs[0].run_dir.name}); m = n_h·n_w output "
+            "positions. Claims and figures use W̃, as the paper does: comparisons of one "
+            "layer across methods are unaffected by the constant factors, but W̃ is not "
+            "the layer's operator (stride-1 patches overlap), and its effective rank is "
+            "not the operator's."
+        ),
+    )
