@@ -60,23 +60,22 @@ def test_no_differences() -> None:
     [
         # rule 1: fewer than two seeds
         ([-3.0], "lower", "inconclusive", "only 1 paired seed"),
-        # rule 2: unanimous sign with n = 3 (p = 0.19 here: the t-test alone would not decide)
-        ([-0.1, -0.5, -3.0], "lower", "supported", "lower in all 3 seeds"),
-        ([0.2, 0.1, 0.3], "higher", "supported", "higher in all 3 seeds"),
-        # rule 2 also decides with zero variance, where t is undefined
-        ([-1.0, -1.0, -1.0], "lower", "supported", "all 3 seeds"),
-        # rule 3: mixed signs but significant and large
-        ([-1.0, -1.1, -0.9, -1.2, -1.0, 0.05], "lower", "supported", "p = "),
-        # rule 4: the opposite in every seed
-        ([0.1, 0.5, 3.0], "lower", "not supported", "opposite in all 3 seeds"),
-        # rule 5: mean opposite and significant, mixed signs
-        ([1.0, 1.1, 0.9, 1.2, 1.0, -0.05], "lower", "not supported", "opposite, p = "),
-        # rule 6: mixed and not significant
-        ([-1.0, 0.8, -0.2], "lower", "inconclusive", "lower in 2 of 3 seeds"),
+        # a unanimous sign alone no longer decides (issue 13): p = 0.19 and 0.074 here
+        ([-0.1, -0.5, -3.0], "lower", "inconclusive", "claimed in 3/3 seeds, not significant"),
+        ([0.2, 0.1, 0.3], "higher", "inconclusive", "claimed in 3/3 seeds, not significant"),
+        ([0.1, 0.5, 3.0], "lower", "inconclusive", "claimed in 0/3 seeds, not significant"),
+        # rule 1: zero variance, so no t-test (this was "supported" by unanimity)
+        ([-1.0, -1.0, -1.0], "lower", "inconclusive", "zero variance"),
+        # rule 2: mixed signs but significant (a family of one: corrected p = p)
+        ([-1.0, -1.1, -0.9, -1.2, -1.0, 0.05], "lower", "supported", "lower, corrected p = "),
+        # rule 3: mean opposite and significant, mixed signs
+        ([1.0, 1.1, 0.9, 1.2, 1.0, -0.05], "lower", "not supported", "the opposite, corrected"),
+        # rule 4: mixed and not significant
+        ([-1.0, 0.8, -0.2], "lower", "inconclusive", "claimed in 2/3 seeds, not significant"),
         # two seeds agreeing is not enough without significance
-        ([-1.0, -2.0], "lower", "inconclusive", "lower in 2 of 2 seeds"),
+        ([-1.0, -2.0], "lower", "inconclusive", "claimed in 2/2 seeds, not significant"),
         # ties carry no sign
-        ([0.0, 0.0, 0.0], "lower", "inconclusive", "p undefined"),
+        ([0.0, 0.0, 0.0], "lower", "inconclusive", "zero variance"),
     ],
 )
 def test_verdict_rule_branches(
@@ -87,7 +86,9 @@ def test_verdict_rule_branches(
     assert reason_part in reason
 
 
-def test_significant_but_small_effect_is_inconclusive() -> None:
+def test_effect_size_is_reported_not_a_condition() -> None:
+    """The rule is significance after correction; d_z is shown beside it (it used to
+    gate: |d_z| < 0.8 was inconclusive)."""
     z = np.random.default_rng(1).normal(size=60)
     z = (z - z.mean()) / z.std(ddof=1)  # mean 0, sd 1 exactly
     differences = list(z - 0.5)  # d_z = -0.5, n = 60: p ≈ 2e-4
@@ -95,9 +96,15 @@ def test_significant_but_small_effect_is_inconclusive() -> None:
     assert s.p is not None and s.p < 0.05
     assert s.d_z == pytest.approx(-0.5)
     assert min(differences) < 0 < max(differences)
-    verdict, reason = decide(differences, "lower")
+    assert decide(differences, "lower")[0] == "supported"
+
+
+def test_the_corrected_p_decides() -> None:
+    differences = [-1.0, -1.1, -0.9, -1.2, -1.0, 0.05]  # p ≈ 0.006 on its own
+    assert decide(differences, "lower")[0] == "supported"
+    verdict, reason = decide(differences, "lower", corrected_p=0.2)
     assert verdict == "inconclusive"
-    assert "small effect" in reason
+    assert reason == "same direction as claimed in 5/6 seeds, not significant (corrected p = 0.2)"
 
 
 @settings(max_examples=60, deadline=None)

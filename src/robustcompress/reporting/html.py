@@ -127,19 +127,41 @@ EVIDENCE_COLUMNS = (
     "other",
     "mean baseline",
     "mean other",
-    "mean diff",
-    "sd diff",
-    "d_z",
-    "p",
     "n",
+    "mean diff [95% CI]",
+    "t (df)",
+    "p",
+    "Holm p",
+    "sign test",
+    "d_z",
     "per-seed sign",
     "verdict",
 )
+
+#: Evidence columns holding numbers (right-aligned on the page).
+NUMERIC_EVIDENCE_COLUMNS = frozenset(EVIDENCE_COLUMNS[4:13])
+
+EVIDENCE_CAPTION = (
+    "diff = other − baseline, paired by seed; 95% CI of the mean diff from the t "
+    "distribution; t (df) and p: paired t-test, two-sided; Holm p: p corrected by Holm's "
+    "method over the claim's tested comparisons (the verdict uses it); sign test: seeds "
+    "with the claimed sign / seeds without a tie, exact two-sided binomial p; d_z: mean "
+    "diff / sd diff; per-seed sign: + where the difference has the claimed sign, − where "
+    "it is opposite, 0 for a tie."
+)
+
+
+def _p(value: float | None) -> str:
+    return "—" if value is None else f"{value:.3g}"
 
 
 def evidence_cells(e: PairedComparison, labels: dict[tuple[str, str], str]) -> list[str]:
     """One evidence row as text cells (shared with the Markdown renderer)."""
     s = e.statistics
+    diff = _fmt(e.mean_difference)
+    if s.ci_low is not None and s.ci_high is not None:
+        diff += f" [{_fmt(s.ci_low)}, {_fmt(s.ci_high)}]"
+    sign_test = f"{e.agree}/{e.untied}, p = {_p(s.sign_p)}" if e.untied else "—"
     return [
         e.context,
         e.metric,
@@ -147,11 +169,13 @@ def evidence_cells(e: PairedComparison, labels: dict[tuple[str, str], str]) -> l
         labels.get((e.context, e.other), e.other),
         _fmt(e.mean_baseline),
         _fmt(e.mean_other),
-        _fmt(e.mean_difference),
-        _fmt(s.std) if s.n > 1 else "—",
-        _fmt(s.d_z, 3) if s.d_z is not None else "—",
-        f"{s.p:.3g}" if s.p is not None else "—",
         str(s.n),
+        diff,
+        f"{s.t:.2f} ({s.df})" if s.t is not None else "—",
+        _p(s.p),
+        _p(e.p_corrected),
+        sign_test,
+        _fmt(s.d_z, 3) if s.d_z is not None else "—",
         "".join(e.signs) or "—",
         f"{e.verdict} ({e.reason})",
     ]
@@ -164,8 +188,10 @@ def render_claim(claim: ClaimResult, labels: dict[tuple[str, str], str]) -> str:
         cells = evidence_cells(e, labels)
         cls = {"supported": "", "not supported": ' class="warn"', "inconclusive": ""}[e.verdict]
         rendered = "".join(
-            f'<td class="num">{esc(c)}</td>' if i in range(4, 11) else f"<td>{esc(c)}</td>"
-            for i, c in enumerate(cells)
+            f'<td class="num">{esc(c)}</td>'
+            if column in NUMERIC_EVIDENCE_COLUMNS
+            else f"<td>{esc(c)}</td>"
+            for column, c in zip(EVIDENCE_COLUMNS, cells, strict=True)
         )
         rows.append(f"<tr{cls}>{rendered}</tr>")
     head = "".join(f"<th>{esc(c)}</th>" for c in EVIDENCE_COLUMNS)
@@ -180,8 +206,7 @@ def render_claim(claim: ClaimResult, labels: dict[tuple[str, str], str]) -> str:
         parts.append(
             f'<div class="scroll"><table id="{esc(claim.spec.key)}-evidence">'
             f"<thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table></div>"
-            '<p class="tablecaption">diff = other − baseline, paired by seed; per-seed sign: '
-            "+ where the difference has the claimed sign, − where it is opposite.</p>"
+            f'<p class="tablecaption">{esc(EVIDENCE_CAPTION)}</p>'
         )
     if claim.missing:
         text = "; ".join(

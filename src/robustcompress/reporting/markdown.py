@@ -17,7 +17,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from robustcompress.reporting.claims import VERDICT_RULE, ClaimResult
-from robustcompress.reporting.html import EVIDENCE_COLUMNS, evidence_cells, format_duration
+from robustcompress.reporting.html import (
+    EVIDENCE_CAPTION,
+    EVIDENCE_COLUMNS,
+    evidence_cells,
+    format_duration,
+)
 from robustcompress.reporting.loading import ReportSource, load_source
 from robustcompress.reporting.report import planner_for
 from robustcompress.reporting.tables import Table, masking_table
@@ -57,7 +62,7 @@ def render_claim(claim: ClaimResult, labels: dict[tuple[str, str], str]) -> str:
     ]
     if claim.evidence:
         rows = [evidence_cells(e, labels) for e in claim.evidence]
-        parts += ["", markdown_table(EVIDENCE_COLUMNS, rows)]
+        parts += ["", markdown_table(EVIDENCE_COLUMNS, rows), "", f"_{EVIDENCE_CAPTION}_"]
     if claim.missing:
         missing = "; ".join(f"{c.model}: {c.other} vs {c.baseline}" for c in claim.missing)
         parts += ["", f"Not tested (runs missing): {missing}."]
