@@ -210,7 +210,7 @@ class ThreatModel:
 
     :meth:`project`, :meth:`project_` and :meth:`random_start` take ``clip=False`` to
     leave the box out (the ball only), for attacks run with ``clip=False``: their
-    outputs may then leave the image box (docs/algorithms.md, "Clipping to the box").
+    outputs may then leave the image box (docs/algorithms.md, Conventions).
 
     ``eps`` may be 0 (the identity) or ``inf`` (box only). Invalid settings raise
     :class:`AttackError`.
