@@ -144,3 +144,28 @@ def test_clip_must_be_a_bool_in_tracked_attacks(tmp_path: Path) -> None:
     path = _config(tmp_path, "bad", tracking={"attacks": bad})
     with pytest.raises(ConfigError, match=r"tracking\.attacks\.fgsm-unclipped: fgsm: clip must be"):
         check_against_model(load_config(path))
+
+
+def test_a_run_starting_from_another_need_not_share_its_init(tmp_path: Path) -> None:
+    runs = tmp_path / "runs"
+    start = _config(tmp_path, "start", optimizer={"epochs": 1})
+    _run(start, runs)
+    tuned = _config(
+        tmp_path,
+        "tuned",
+        model={"init": "glorot_uniform"},
+        optimizer={"epochs": 1},
+        training={"init_from": str(start)},
+    )
+    record = _run(tuned, runs)
+    assert record.status == "finished"
+    # a different architecture is still refused
+    other = _config(
+        tmp_path,
+        "other",
+        model={"kwargs": {"hidden": [8]}},
+        optimizer={"epochs": 1},
+        training={"init_from": str(start)},
+    )
+    with pytest.raises(ConfigError, match="use the same model"):
+        _run(other, runs)
