@@ -31,7 +31,7 @@ def test_negative_eps_is_rejected(name) -> None:
 def test_settings_are_keyword_only_and_repr_shows_them() -> None:
     with pytest.raises(TypeError):
         attacks.FGSM(0.1)  # type: ignore[misc]
-    assert repr(attacks.get("fgsm", eps=0.1)) == "FGSM(seed=None, eps=0.1)"
+    assert repr(attacks.get("fgsm", eps=0.1)) == "FGSM(seed=None, eps=0.1, clip=True)"
 
 
 def test_list_attacks_gives_defaults_without_aliases() -> None:

@@ -172,7 +172,7 @@ def test_cw_computes_only_running_inputs(tiny_model, tiny_batch) -> None:
 
 
 def test_chunk_size_is_left_out_of_the_settings() -> None:
-    assert attacks.get("fgsm", chunk_size=4).settings() == {"seed": None, "eps": 0.05}
+    assert attacks.get("fgsm", chunk_size=4).settings() == {"seed": None, "eps": 0.05, "clip": True}
     assert "chunk_size" not in attacks.list_attacks()["pgd"]
 
 

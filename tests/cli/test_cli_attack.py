@@ -43,7 +43,8 @@ def test_json_curve_for_an_untrained_model(capsys: pytest.CaptureFixture[str]) -
     assert pgd["settings"]["steps"] == 3 and pgd["settings"]["seed"] == 0
     assert [row["eps"] for row in pgd["summary"]] == [0.0, 0.05]
     assert pgd["summary"][0]["fooling_ratio"] == 0.0
-    assert out["attacks"]["fgsm"]["settings"] == {"seed": 0}  # --steps only where it applies
+    # --steps only where it applies
+    assert out["attacks"]["fgsm"]["settings"] == {"seed": 0, "clip": True}
     assert len(out["masking"]) == 5
     # an untrained model is at chance: its fooling ratios are flagged, not reported as robust
     near_chance = next(f for f in out["masking"] if f["name"] == "near_chance_accuracy")

@@ -175,6 +175,14 @@ def attack_mode(model: nn.Module) -> Iterator[None]:
         model.train(was_training)
 
 
+class _Capabilities:
+    """Descriptor behind :attr:`Attack.capabilities`: callable on the class and on instances."""
+
+    def __get__(self, obj: object, owner: type) -> Callable[[], dict[str, bool]]:
+        source = owner if obj is None else obj
+        return lambda: {flag: bool(getattr(source, flag)) for flag in CAPABILITIES}
+
+
 @dataclass(repr=True, kw_only=True)
 class Attack:
     """Base class: settings as dataclass fields, the method in :meth:`run`."""
@@ -248,10 +256,11 @@ class Attack:
                         f"takes at least one step), got {value!r}"
                     )
 
-    @classmethod
-    def capabilities(cls) -> dict[str, bool]:
-        """The declared capability flags (:data:`CAPABILITIES`) as a dict."""
-        return {flag: bool(getattr(cls, flag)) for flag in CAPABILITIES}
+    #: ``capabilities()``: the capability flags (:data:`CAPABILITIES`) as a dict, read
+    #: from the class (``attack_class("fgsm").capabilities()``) or from an instance, which
+    #: may switch a flag off for its settings (FGSM with ``clip=False`` is no
+    #: ``scaled_sign_step``).
+    capabilities: ClassVar[_Capabilities] = _Capabilities()
 
     def chunkable(self) -> bool:
         """Whether splitting the batch leaves the result unchanged (see ``independent_inputs``)."""

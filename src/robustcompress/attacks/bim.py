@@ -8,7 +8,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from robustcompress.attacks._utils import require_int, require_number
+from robustcompress.attacks._utils import require_bool, require_int, require_number
 from robustcompress.attacks.base import FixedEpsilonAttack, register_attack
 from robustcompress.attacks.ops import loss_gradient
 
@@ -26,8 +26,13 @@ def least_likely_class(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
         return model(x).argmin(dim=1)
 
 
-def clip_to_neighbourhood(x_adv: torch.Tensor, x: torch.Tensor, eps: float) -> torch.Tensor:
-    """``Clip_{X,ε}``: elementwise into ``[max(0, x − ε), min(1, x + ε)]`` (Kurakin §2.2)."""
+def clip_to_neighbourhood(
+    x_adv: torch.Tensor, x: torch.Tensor, eps: float, clip: bool = True
+) -> torch.Tensor:
+    """``Clip_{X,ε}``: elementwise into ``[max(0, x − ε), min(1, x + ε)]`` (Kurakin §2.2);
+    into ``[x − ε, x + ε]`` with ``clip=False``."""
+    if not clip:
+        return torch.minimum(torch.maximum(x_adv, x - eps), x + eps)
     return torch.minimum(torch.maximum(x_adv, (x - eps).clamp_min(0)), (x + eps).clamp_max(1))
 
 
@@ -42,6 +47,10 @@ class BIM(FixedEpsilonAttack):
     intensity level) and, with ``steps = None``, ``⌊min(255ε + 4, 1.25·255ε)⌋`` iterations
     (15 for ε = 0.05), enough to reach the edge of the ε-ball while keeping the cost low.
     Foolbox's ``LinfBasicIterativeAttack`` uses another schedule (10 steps of 0.2ε).
+
+    ``clip = True`` (default) is Kurakin's ``Clip_{X,ε}``, the ε-neighbourhood within
+    [0, 1]; ``clip=False`` clips to the ε-neighbourhood only, so the result may leave the
+    box (the inputs must lie in it).
     """
 
     name = "bim"
@@ -53,6 +62,7 @@ class BIM(FixedEpsilonAttack):
     eps: float = 0.05
     alpha: float = 1.0 / 255.0
     steps: int | None = None
+    clip: bool = True
 
     #: ILLC descends the loss of the least-likely class instead of ascending the true one.
     least_likely = False
@@ -61,6 +71,7 @@ class BIM(FixedEpsilonAttack):
         super().validate()
         require_number(self.name, "alpha", self.alpha, strict=True)
         require_int(self.name, "steps", self.steps, minimum=1, allow_none=True)
+        require_bool(self.name, "clip", self.clip)
 
     @property
     def iterations(self) -> int:
@@ -78,7 +89,8 @@ class BIM(FixedEpsilonAttack):
         x_adv = x.clone()
         for _ in range(self.iterations):
             grad, _ = loss_gradient(model, x_adv, target)
-            x_adv = clip_to_neighbourhood(x_adv + direction * self.alpha * grad.sign(), x, self.eps)
+            step = x_adv + direction * self.alpha * grad.sign()
+            x_adv = clip_to_neighbourhood(step, x, self.eps, self.clip)
         return x_adv
 
 

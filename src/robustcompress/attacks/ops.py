@@ -208,6 +208,10 @@ class ThreatModel:
       for a linearised loss;
     * :meth:`random_start` a uniform draw from the ball, clipped to the box.
 
+    :meth:`project`, :meth:`project_` and :meth:`random_start` take ``clip=False`` to
+    leave the box out (the ball only), for attacks run with ``clip=False``: their
+    outputs may then leave the image box (docs/algorithms.md, Conventions).
+
     ``eps`` may be 0 (the identity) or ``inf`` (box only). Invalid settings raise
     :class:`AttackError`.
     """
@@ -247,11 +251,15 @@ class ThreatModel:
         """The Euclidean projection of each ``δ_n`` onto the ball ``‖δ‖_p ≤ ε``."""
         return project(delta, self.eps, self.norm)
 
-    def project(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
-        """``clip_box(x + Π_ε(x_adv − x))``: back into the ε-ball around ``x``, then the box."""
-        return self.clip_box(x + self.project_delta(x_adv - x))
+    def project(self, x_adv: torch.Tensor, x: torch.Tensor, clip: bool = True) -> torch.Tensor:
+        """``clip_box(x + Π_ε(x_adv − x))``: back into the ε-ball around ``x``, then the box.
 
-    def project_(self, x_adv: torch.Tensor, x: torch.Tensor) -> torch.Tensor:
+        ``clip=False`` leaves the box out: ``x + Π_ε(x_adv − x)`` (the ball only).
+        """
+        inside = x + self.project_delta(x_adv - x)
+        return self.clip_box(inside) if clip else inside
+
+    def project_(self, x_adv: torch.Tensor, x: torch.Tensor, clip: bool = True) -> torch.Tensor:
         """:meth:`project` written into ``x_adv`` (same values); returns ``x_adv``.
 
         The ℓ∞ case runs as four in-place operations: on small models the fresh
@@ -259,8 +267,9 @@ class ThreatModel:
         """
         if self.norm == "linf":
             x_adv.sub_(x).clamp_(-self.eps, self.eps)
-            return x_adv.add_(x).clamp_(self.box[0], self.box[1])
-        return x_adv.copy_(self.project(x_adv, x))
+            x_adv.add_(x)
+            return x_adv.clamp_(self.box[0], self.box[1]) if clip else x_adv
+        return x_adv.copy_(self.project(x_adv, x, clip))
 
     def contains(self, x_adv: torch.Tensor, x: torch.Tensor, tol: float = 0.0) -> torch.Tensor:
         """Per sample, whether ``x_adv`` is in the box and ``‖x_adv − x‖_p ≤ ε + tol``."""
@@ -276,7 +285,9 @@ class ThreatModel:
         return dual_maximizer(grad, self.norm)
 
     def random_start(
-        self, x: torch.Tensor, generator: torch.Generator | None = None
+        self, x: torch.Tensor, generator: torch.Generator | None = None, clip: bool = True
     ) -> torch.Tensor:
-        """``clip_box(x + δ)`` with ``δ`` uniform in the ε-ball (:func:`random_in_ball`)."""
-        return self.clip_box(x + random_in_ball(x, self.eps, self.norm, generator))
+        """``clip_box(x + δ)`` with ``δ`` uniform in the ε-ball (:func:`random_in_ball`);
+        ``x + δ`` with ``clip=False``."""
+        start = x + random_in_ball(x, self.eps, self.norm, generator)
+        return self.clip_box(start) if clip else start

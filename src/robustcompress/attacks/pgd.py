@@ -39,6 +39,7 @@ def pgd(
     restarts: int = 1,
     loss: str = "ce",
     generator: torch.Generator | None = None,
+    clip: bool = True,
 ) -> torch.Tensor:
     """PGD with restarts; per sample the strongest run is kept.
 
@@ -46,6 +47,10 @@ def pgd(
     ``x^{t+1} = clip(x + Π_ε(x^t + α·u_p(∇J(x^t, y)) − x))`` for ``t < steps``, where
     ``u_p`` is the dual-norm maximiser (``sign`` for ℓ∞, ``g/‖g‖₂`` for ℓ2) and ``Π_ε`` the
     projection onto the ε-ball (Madry et al. 2018, §2.1; docs/algorithms.md, PGD).
+
+    ``clip=False`` drops the box from the start and from every projection:
+    ``x^{t+1} = x + Π_ε(x^t + α·u_p(∇J(x^t, y)) − x)``, which stays in the ε-ball but may
+    leave [0, 1].
 
     Keeping the strongest of several runs, per sample: a misclassified result
     (``argmax f ≠ y``) is kept as soon as one is found (first success wins); until then
@@ -56,15 +61,15 @@ def pgd(
     best_loss = torch.full((x.shape[0],), float("-inf"), device=x.device, dtype=x.dtype)
     threat = ThreatModel(norm, eps)
     for _ in range(restarts):
-        x_adv = threat.random_start(x, generator) if random_start else x.clone()
+        x_adv = threat.random_start(x, generator, clip) if random_start else x.clone()
         for _ in range(steps):
             grad, _ = loss_gradient(model, x_adv, y, loss)
             if threat.norm == "linf":
                 # The same arithmetic as below, in place: on small models the fresh
                 # image-batch tensors a step would allocate cost as much as the gradient.
-                threat.project_(x_adv.add_(gradient_sign(grad), alpha=alpha), x)
+                threat.project_(x_adv.add_(gradient_sign(grad), alpha=alpha), x, clip)
                 continue
-            x_adv = threat.project(x_adv + alpha * threat.steepest_ascent(grad), x)
+            x_adv = threat.project(x_adv + alpha * threat.steepest_ascent(grad), x, clip)
         if restarts == 1:
             return x_adv
         with torch.no_grad():
@@ -94,7 +99,9 @@ class LinfPGD(FixedEpsilonAttack):
     paper) and ``restarts > 1`` for the evaluation-strength version; per sample, the first
     misclassifying run is kept, otherwise the highest-loss one. ``loss='margin'`` ascends
     the C&W margin ``max_{j≠y} z_j − z_y`` instead of the cross-entropy (a check against
-    gradient masking). Also registered as ``linf_pgd``.
+    gradient masking). ``clip = True`` (default) keeps every iterate in [0, 1];
+    ``clip=False`` projects onto the ε-ball only, so the result may leave the box (the
+    inputs must still lie in it). Also registered as ``linf_pgd``.
     """
 
     name = "pgd"
@@ -111,6 +118,7 @@ class LinfPGD(FixedEpsilonAttack):
     random_start: bool = False
     restarts: int = 1
     loss: str = "ce"
+    clip: bool = True
 
     def validate(self) -> None:
         super().validate()
@@ -119,6 +127,7 @@ class LinfPGD(FixedEpsilonAttack):
         require_bool(self.name, "random_start", self.random_start)
         require_int(self.name, "restarts", self.restarts, minimum=1)
         require_choice(self.name, "loss", self.loss, LOSSES)
+        require_bool(self.name, "clip", self.clip)
         if self.restarts > 1 and not self.random_start:
             raise AttackError(
                 f"{self.name}: restarts={self.restarts} repeats the same deterministic run; "
@@ -149,13 +158,15 @@ class LinfPGD(FixedEpsilonAttack):
             restarts=self.restarts,
             loss=self.loss,
             generator=generator,
+            clip=self.clip,
         )
 
 
 @register_attack
 @dataclass(repr=True, kw_only=True)
 class L2PGD(LinfPGD):
-    """ℓ2 PGD: step ``α·g/‖g‖₂``, projection ``δ ← δ·min(1, ε/‖δ‖₂)``, then clip to [0,1].
+    """ℓ2 PGD: step ``α·g/‖g‖₂``, projection ``δ ← δ·min(1, ε/‖δ‖₂)``, then clip to [0,1]
+    (unless ``clip=False``).
 
     Madry et al., ICLR 2018; docs/algorithms.md, PGD. Defaults ``eps = 1.0`` (an ℓ2 radius
     comparable to

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
-from robustcompress.attacks._utils import require_number
+from robustcompress.attacks._utils import require_bool, require_number
 from robustcompress.attacks.base import FixedEpsilonAttack, register_attack
 from robustcompress.attacks.ops import clip_box, loss_gradient
 from robustcompress.errors import AttackError
@@ -28,6 +28,10 @@ class RFGSM(FixedEpsilonAttack):
     paper's ratio (ImageNet: ε = 16/256, α = 8/256). Single step, as in the paper; note
     that some libraries (e.g. torchattacks' ``RFGSM``) ship an *iterative* attack under
     this name, which is not comparable step for step.
+
+    ``clip = True`` (default) clips both steps to [0, 1]; ``clip=False`` clips neither,
+    so ``x_adv = x + α·sign(N(0, I)) + (ε − α)·sign(∇_{x'} J(x', y))`` may leave the box
+    (still ``‖x_adv − x‖∞ ≤ ε``; the inputs must lie in [0, 1]).
     """
 
     name = "rfgsm"
@@ -38,9 +42,11 @@ class RFGSM(FixedEpsilonAttack):
 
     eps: float = 0.05
     alpha: float | None = None
+    clip: bool = True
 
     def validate(self) -> None:
         super().validate()
+        require_bool(self.name, "clip", self.clip)
         require_number(self.name, "alpha", self.alpha, allow_none=True)
         if self.alpha is not None and self.alpha >= self.eps and not self.alpha == self.eps == 0:
             raise AttackError(
@@ -62,6 +68,11 @@ class RFGSM(FixedEpsilonAttack):
     ) -> torch.Tensor:
         alpha = self.random_step
         noise = torch.randn(x.shape, generator=generator, device=x.device, dtype=x.dtype)
-        x_start = clip_box(x + alpha * noise.sign())
+        box = clip_box if self.clip else _unclipped
+        x_start = box(x + alpha * noise.sign())
         grad, _ = loss_gradient(model, x_start, y)
-        return clip_box(x_start + (self.eps - alpha) * grad.sign())
+        return box(x_start + (self.eps - alpha) * grad.sign())
+
+
+def _unclipped(x: torch.Tensor) -> torch.Tensor:
+    return x

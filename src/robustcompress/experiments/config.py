@@ -189,10 +189,24 @@ class DataConfig(_Section):
 
 
 class ModelConfig(_Section):
-    """The architecture: a registered model name and keyword options."""
+    """The architecture: a registered model name and keyword options, and how its weights
+    are initialised (:func:`robustcompress.models.initialize`; ``torch_default`` keeps the
+    layers' own draws)."""
 
     name: str = Field(default="fcnn", description="registered model (see `robustcompress models`)")
     kwargs: dict[str, Any] = Field(default_factory=dict, description="options of the model")
+    init: str = added_field(
+        "torch_default",
+        description="weight initialisation: torch_default, glorot_uniform (the Keras "
+        "default), glorot_normal or he_normal",
+    )
+
+    @field_validator("init")
+    @classmethod
+    def _known_init(cls, value: str) -> str:
+        from robustcompress.models.init import check_scheme
+
+        return check_scheme(value)
 
 
 class AdversarialConfig(_Section):

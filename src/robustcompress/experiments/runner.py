@@ -243,7 +243,7 @@ def _train(
     """
     from robustcompress import attacks
     from robustcompress.data import load_dataset
-    from robustcompress.models import create_model
+    from robustcompress.models import create_model, initialize
     from robustcompress.regularizers import build_regularizer
     from robustcompress.training import (
         AdversarialTraining,
@@ -265,8 +265,11 @@ def _train(
     started = time.strftime("%Y-%m-%d %H:%M:%S")
     try:
         reporter.message(f"run {run_dir.name} on {torch_device} (pid {os.getpid()})")
+        # The layers' own draws and model.init's redraw both come from this seeding.
         torch.manual_seed(derive_seed(config.seed, "model-init"))
-        model = create_model(config.model.name, **config.model.kwargs)
+        model = initialize(
+            create_model(config.model.name, **config.model.kwargs), config.model.init
+        )
         if init is not None:
             _check_same_model(config, init)
             load_weights(model, init.run_dir)
@@ -414,9 +417,11 @@ def _relative(path: Path | None, base: Path) -> str | None:
 
 
 def _check_same_model(config: RunConfig, init: RunRecord) -> None:
+    # The architecture only: model.init shapes weights the starting run's replace (and
+    # runs stored before model.init existed do not record it).
     theirs = init.config.get("model", {})
     ours = config.to_dict()["model"]
-    if theirs != ours:
+    if any(theirs.get(key) != ours.get(key) for key in ("name", "kwargs")):
         raise ConfigError(
             f"{config.source}: training.init_from: the starting run {init.run_dir.name} "
             f"trained model {theirs}, this config builds {ours}; use the same model"
