@@ -212,6 +212,8 @@ def attack_text(settings: Mapping[str, Any]) -> str:
         values.append(f"{settings['restarts']} restarts")
     if settings.get("random_start"):
         values.append("random start")
+    if settings.get("clip") is False:
+        values.append("unclipped")
     return " ".join(parts) + (" " + ", ".join(values) if values else "")
 
 

@@ -237,3 +237,39 @@ def test_tiny_reproduction_writes_manifest_and_reuses_runs(tmp_path: Path) -> No
     # the wall time is the computing call's; the reusing call is appended to `calls`
     assert second.manifest["wall_time_s"] == manifest["wall_time_s"]
     assert [c["runs_computed"] for c in second.manifest["calls"]] == [len(FCNN_IDS), 0]
+
+
+def test_paper_profile_uses_the_papers_recipe() -> None:
+    from robustcompress.experiments.config import check_against_model
+
+    runs = plan(RECIPE.profile("paper"), list(range(RECIPE.profile("paper").seeds)))
+    assert sorted({r.seed for r in runs if r.model == "fcnn"}) == [0, 1, 2, 3, 4]
+    assert sorted({r.seed for r in runs if r.model == "cnn"}) == [0, 1, 2]  # budget
+    assert len(runs) == 5 * len(FCNN_IDS) + 3 * len(CNN_IDS)
+    lr = {("fcnn", False): 0.001, ("fcnn", True): 0.001, ("cnn", False): 0.01, ("cnn", True): 0.001}
+    for r in runs:
+        c = r.config
+        fine_tuning = c.training.init_from is not None
+        assert c.optimizer.name == "sgd" and c.optimizer.momentum == 0.0  # plain SGD (§5)
+        assert c.optimizer.lr == lr[r.model, fine_tuning]
+        assert c.optimizer.batch_size == {"fcnn": 128, "cnn": 64}[r.model]
+        assert c.model.init == "glorot_uniform"
+        targets = [e.settings()["accuracy"] for e in c.extras if e.name == "target_accuracy"]
+        assert targets == ([] if fine_tuning else [PAPER_ACCURACY[r.model]["natural"]])
+        assert {"fgsm", "pgd", "gnm"} <= set(c.tracking.attacks)
+        assert c.tracking.attacks["pgd-unclipped"] == {
+            "attack": "pgd",
+            "eps": 0.05,
+            "steps": 20,
+            "alpha": 0.005,
+            "clip": False,
+        }
+    continued = _by_method(runs, "fcnn")["continued"].config
+    pgd = _by_method(runs, "fcnn")["pgd"].config
+    assert continued.training.mode == "natural" and not continued.regularizers
+    assert (continued.optimizer, continued.training.init_from) == (
+        pgd.optimizer,
+        pgd.training.init_from,
+    )  # the control has the fine-tuning budget, without the treatment
+    for r in runs[:: len(runs) // 6]:
+        check_against_model(r.config)
