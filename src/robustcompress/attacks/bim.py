@@ -42,11 +42,11 @@ class BIM(FixedEpsilonAttack):
     """BIM: ``X_{N+1} = Clip_{X,ε}{X_N + α·sign(∇_X J(X_N, y_true))}``, ``X_0 = X``.
 
     Kurakin, Goodfellow & Bengio, ICLR 2017 workshop ("Adversarial examples in the
-    physical world"), §2.2; docs/algorithms.md, BIM. Defaults are the paper's: ``alpha = 1/255``
-    (one
-    intensity level) and, with ``steps = None``, ``⌊min(255ε + 4, 1.25·255ε)⌋`` iterations
-    (15 for ε = 0.05), enough to reach the edge of the ε-ball while keeping the cost low.
-    Foolbox's ``LinfBasicIterativeAttack`` uses another schedule (10 steps of 0.2ε).
+    physical world"), §2.2; docs/algorithms.md, BIM. Defaults are the paper's:
+    ``alpha = 1/255`` (one intensity level) and, with ``steps = None``,
+    ``⌊min(255ε + 4, 1.25·255ε)⌋`` iterations (15 for ε = 0.05), enough to reach the edge
+    of the ε-ball while keeping the cost low. Foolbox's ``LinfBasicIterativeAttack`` uses
+    another schedule (10 steps of 0.2ε).
 
     ``clip = True`` (default) is Kurakin's ``Clip_{X,ε}``, the ε-neighbourhood within
     [0, 1]; ``clip=False`` clips to the ε-neighbourhood only, so the result may leave the
@@ -99,11 +99,10 @@ class BIM(FixedEpsilonAttack):
 class BIMLeastLikely(BIM):
     """ILLC: ``X_{N+1} = Clip_{X,ε}{X_N − α·sign(∇_X J(X_N, y_LL))}``, ``y_LL = argmin_y p(y|X)``.
 
-    Kurakin et al. 2017, §2.3; docs/algorithms.md, BIM. The least-likely class ``y_LL`` is computed
-    once,
-    on the clean input, and ``y`` is not used. A targeted attack: success can be reported
-    both as misclassification and as the hit rate on ``y_LL`` (:func:`least_likely_class`).
-    Defaults as :class:`BIM`.
+    Kurakin et al. 2017, §2.3; docs/algorithms.md, BIM. The least-likely class ``y_LL`` is
+    computed once, on the clean input, and ``y`` is not used. A targeted attack: success can
+    be reported both as misclassification and as the hit rate on ``y_LL``
+    (:func:`least_likely_class`). Defaults as :class:`BIM`.
     """
 
     name = "bim_ll"

@@ -53,11 +53,11 @@ def deepfool_step(logits: torch.Tensor, grads: torch.Tensor, norm: str) -> torch
 class L2DeepFool(MinimalPerturbationAttack):
     """ℓ2 DeepFool: step to the nearest linearised class boundary until the decision flips.
 
-    Moosavi-Dezfooli, Fawzi & Frossard, CVPR 2016, Algorithm 2; docs/algorithms.md, DeepFool.
-    Starting from
-    the clean decision ``c = k̂(x)`` (``y`` is not used), each iteration linearises the
-    logits of the candidate classes, steps to the nearest boundary (:func:`deepfool_step`,
-    plus 1e-4 slack), accumulates ``r_tot`` and sets ``x_{i+1} = clip(x + (1 + η)·r_tot)``.
+    Moosavi-Dezfooli, Fawzi & Frossard, CVPR 2016, Algorithm 2; docs/algorithms.md,
+    DeepFool. Starting from the clean decision ``c = k̂(x)`` (``y`` is not used), each
+    iteration linearises the logits of the candidate classes, steps to the nearest boundary
+    (:func:`deepfool_step`, plus 1e-4 slack), accumulates ``r_tot`` and sets
+    ``x_{i+1} = clip(x + (1 + η)·r_tot)``.
 
     Choices: the overshoot ``η`` multiplies the *total* perturbation (as in the paper);
     every iterate is clipped to [0, 1] (as Foolbox; this can stall a sample whose
@@ -124,8 +124,7 @@ class LinfDeepFool(L2DeepFool):
     """ℓ∞ DeepFool: target ``argmin_k |f'_k|/‖w_k‖₁``, step ``(|f'_l|/‖w_l‖₁)·sign(w_l)``.
 
     Moosavi-Dezfooli et al. 2016, the ℓp extension with p = ∞; docs/algorithms.md, DeepFool.
-    Everything
-    else, defaults included, as :class:`L2DeepFool`.
+    Everything else, defaults included, as :class:`L2DeepFool`.
     """
 
     name = "deepfool_linf"

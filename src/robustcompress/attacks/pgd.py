@@ -89,9 +89,8 @@ class LinfPGD(FixedEpsilonAttack):
     """ℓ∞ PGD: ``x^{t+1} = Π(x^t + α·sign(∇_x J(x^t, y)))``, Π = clip to ``[x−ε, x+ε] ∩ [0,1]``.
 
     Madry et al., ICLR 2018; docs/algorithms.md, PGD. Defaults are those of the core paper,
-    Langenberg
-    et al. 2019 §5: ``eps = 0.05``, ``steps = 20`` (T), ``alpha = 0.005`` (so the path
-    can reach the corner of the ε-ball twice over).
+    Langenberg et al. 2019 §5: ``eps = 0.05``, ``steps = 20`` (T), ``alpha = 0.005`` (so the
+    path can reach the corner of the ε-ball twice over).
 
     ``random_start = False`` by default: Langenberg et al. do not mention one, it makes
     the attack deterministic, and peer libraries are compared without it. Set
@@ -169,10 +168,9 @@ class L2PGD(LinfPGD):
     (unless ``clip=False``).
 
     Madry et al., ICLR 2018; docs/algorithms.md, PGD. Defaults ``eps = 1.0`` (an ℓ2 radius
-    comparable to
-    ε∞ ≈ 0.05 spread over the ~400 active pixels of an MNIST digit), ``steps = 20``,
-    ``alpha = 0.1`` (= 2ε/T, so the budget can be crossed twice, like the ℓ∞ defaults).
-    The random start is uniform in the ℓ2 ball. Otherwise as :class:`LinfPGD`.
+    comparable to ε∞ ≈ 0.05 spread over the ~400 active pixels of an MNIST digit),
+    ``steps = 20``, ``alpha = 0.1`` (= 2ε/T, so the budget can be crossed twice, like the ℓ∞
+    defaults). The random start is uniform in the ℓ2 ball. Otherwise as :class:`LinfPGD`.
     """
 
     name = "pgd_l2"

@@ -20,9 +20,8 @@ class RFGSM(FixedEpsilonAttack):
 
     ``x' = clip(x + α·sign(N(0, I)))``, ``x_adv = clip(x' + (ε − α)·sign(∇_{x'} J(x', y)))``
     with ``0 ≤ α < ε``, so ``‖x_adv − x‖∞ ≤ ε``. Tramèr et al., ICLR 2018 (R+FGSM);
-    docs/algorithms.md, R+FGSM. The random step escapes the sharp curvature of the loss right at
-    the data
-    point that makes single-step attacks weak against FGSM-trained models.
+    docs/algorithms.md, R+FGSM. The random step escapes the sharp curvature of the loss
+    right at the data point that makes single-step attacks weak against FGSM-trained models.
 
     Defaults: ``eps = 0.05`` (Langenberg et al. 2019); ``alpha = None`` means ``ε/2``, the
     paper's ratio (ImageNet: ε = 16/256, α = 8/256). Single step, as in the paper; note

@@ -76,10 +76,9 @@ def accuracy(pred: Any, labels: Any) -> float:
 def adversarial_accuracy(pred_adv: Any, labels: Any) -> float:
     """Accuracy on adversarial inputs over *all* test points, ``mean_n 1[k̂(x_adv,n) = y_n]``.
 
-    See docs/algorithms.md, Fooling ratio. Unlike the fooling ratio, misclassified clean inputs
-    count (as errors
-    unless the attack happens to fix them), so ``adversarial_accuracy ≤ 1 − FR·acc``
-    up to such fixes.
+    See docs/algorithms.md, Fooling ratio. Unlike the fooling ratio, misclassified clean
+    inputs count (as errors unless the attack happens to fix them), so
+    ``adversarial_accuracy ≤ 1 − FR·acc`` up to such fixes.
     """
     return accuracy(pred_adv, labels)
 
@@ -89,10 +88,9 @@ def fooling_ratio(pred_clean: Any, pred_adv: Any, labels: Any) -> float:
 
     ``FR = |{n ∈ S : k̂(x_adv,n) ≠ k̂(x_n)}| / |S|`` with ``S = {n : k̂(x_n) = y_n}``
     (Langenberg et al. 2019, §5: "the percentage of inputs, among the correctly
-    classified ones, whose classification outcome changes"; docs/algorithms.md, Fooling ratio). On
-    S a changed
-    prediction is a wrong one, so FR is also the error rate on S. Returns NaN when no
-    input is classified correctly (the ratio is undefined).
+    classified ones, whose classification outcome changes"; docs/algorithms.md, Fooling
+    ratio). On S a changed prediction is a wrong one, so FR is also the error rate on S.
+    Returns NaN when no input is classified correctly (the ratio is undefined).
     """
     correct = correctly_classified(pred_clean, labels)
     if not correct.any():
@@ -180,9 +178,9 @@ def smallest_fooling_eps(eps: Any, fooled_at: Any) -> np.ndarray:
 
     ``fooled_at`` is a boolean array of shape ``len(eps) × N``; the result has length N
     with ``inf`` where no ε on the grid fools the input. On a fine grid this is the
-    per-sample bisection of docs/algorithms.md, Perturbation sizes (Guo et al.'s minimal ε for
-    single-step attacks) up
-    to the grid spacing, and costs nothing extra once the curve has been computed.
+    per-sample bisection of docs/algorithms.md, Perturbation sizes (Guo et al.'s minimal ε
+    for single-step attacks) up to the grid spacing, and costs nothing extra once the curve
+    has been computed.
     """
     grid = np.asarray(eps, dtype=float)
     hits = np.asarray(fooled_at, dtype=bool)
