@@ -30,7 +30,6 @@ from robustcompress.experiments.executor import (
     Interrupted,
     LocalProcessExecutor,
     SequentialExecutor,
-    default_threads,
     make_executor,
     register_executor,
     stop_on_signals,
@@ -94,17 +93,13 @@ def test_threads_reach_factories_only_when_set(tmp_path: Path) -> None:
     try:
         make_executor(1, executor="recording", runs_dir=tmp_path).close()
         make_executor(1, executor="recording", runs_dir=tmp_path, threads=3).close()
-        with default_threads(2):  # how `reproduce --threads` reaches the recipe's executor
-            make_executor(1, executor="recording", runs_dir=tmp_path).close()
-            make_executor(1, executor="recording", runs_dir=tmp_path, threads=5).close()
-        with default_threads(None):
-            make_executor(1, executor="recording", runs_dir=tmp_path).close()
+        make_executor(1, executor="recording", runs_dir=tmp_path).close()
     finally:
         EXECUTORS.pop("recording", None)
-    assert [s.get("threads") for s in seen] == [None, 3, 2, 5, None]
+    assert [s.get("threads") for s in seen] == [None, 3, None]
     assert "threads" not in seen[0]  # a factory without the keyword keeps working
-    with pytest.raises(ConfigError, match="--threads must be ≥ 1"), default_threads(0):
-        pass
+    with pytest.raises(ConfigError, match="--threads must be ≥ 1"):
+        make_executor(1, runs_dir=tmp_path, threads=0)
 
 
 def test_process_pool_threads_default_to_a_share_of_the_cores() -> None:

@@ -114,6 +114,7 @@ class CountingExecutor(SequentialExecutor):
     """Runs in this process and counts what went through it."""
 
     calls: ClassVar[dict[str, int]] = {"runs": 0, "jobs": 0}
+    threads: ClassVar[list[int | None]] = []
 
     def submit(self, config, *, dependencies=None):  # type: ignore[no-untyped-def]
         CountingExecutor.calls["runs"] += 1
@@ -125,6 +126,7 @@ class CountingExecutor(SequentialExecutor):
 
 
 def _counting(workers: int, **kwargs: Any) -> CountingExecutor:
+    CountingExecutor.threads.append(kwargs.get("threads"))
     return CountingExecutor(runs_dir=kwargs.get("runs_dir"), device=kwargs.get("device"))
 
 
@@ -133,6 +135,7 @@ def toy_recipe() -> Iterator[Recipe]:
     register_recipe(RECIPE)
     register_executor("counting", _counting)
     CountingExecutor.calls.update(runs=0, jobs=0)
+    CountingExecutor.threads.clear()
     try:
         yield RECIPE
     finally:
@@ -146,7 +149,7 @@ def test_toy_recipe_reproduces_and_reports_end_to_end(
 ) -> None:
     runs = tmp_path / "runs"
     args = ["reproduce", NAME, "--runs-dir", str(runs), "--workers", "1", "--json"]
-    code = main([*args, "--executor", "counting"])
+    code = main([*args, "--executor", "counting", "--threads", "1"])
     out = json.loads(capsys.readouterr().out)
     assert code == 0, out
     directory = runs / "reproductions" / f"{NAME}-tiny"
@@ -166,6 +169,7 @@ def test_toy_recipe_reproduces_and_reports_end_to_end(
     assert checked["pgd"]["steps"] == 20 and checked["pgd"]["alpha"] == pytest.approx(0.005)
     # every job of the reproduction went through the chosen executor
     assert CountingExecutor.calls == {"runs": 4, "jobs": 4}
+    assert CountingExecutor.threads == [1]  # `--threads` reaches the executor reproduce makes
 
     page = (directory / "report.html").read_text()
     numbers = json.loads((directory / "report.json").read_text())

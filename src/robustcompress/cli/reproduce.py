@@ -68,7 +68,6 @@ def handle(args: argparse.Namespace) -> int:
     from robustcompress.experiments.executor import (
         Interrupted,
         available_cores,
-        default_threads,
         stop_on_signals,
     )
     from robustcompress.experiments.recipes import get_recipe, reproduce
@@ -76,13 +75,14 @@ def handle(args: argparse.Namespace) -> int:
     recipe = get_recipe(args.recipe)
     workers = args.workers if args.workers is not None else min(2, available_cores())
     try:
-        with stop_on_signals(), default_threads(check_threads(args.threads)):
+        with stop_on_signals():
             result = reproduce(
                 recipe,
                 args.profile,
                 seeds=args.seeds,
                 workers=workers,
                 executor=args.executor,
+                threads=check_threads(args.threads),
                 runs_dir=args.runs_dir,
                 device=args.device,
             )

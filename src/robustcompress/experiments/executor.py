@@ -33,8 +33,8 @@ Threads
 Each process of a pool runs torch with ``max(1, cores // workers)`` intra-op threads
 (:func:`threads_per_worker`, set by the worker initializer before any job, so runs and
 plain jobs such as the masking checks get it alike); ``threads`` (``--threads N`` on
-the command line, or :func:`default_threads` around a library call that makes its own
-executor) overrides it with N threads per process. The serial executor leaves torch's
+the command line, passed down to :func:`make_executor`) overrides it with N threads per
+process. The serial executor leaves torch's
 default (every core) unless ``threads`` is given. On a busy machine more threads than
 free cores mostly buy waiting: ``benchmarks/threads.py`` measures it.
 
@@ -156,26 +156,6 @@ def available_cores() -> int:
 def threads_per_worker(workers: int, cores: int | None = None) -> int:
     """``max(1, cores // workers)``: torch threads for each of ``workers`` processes."""
     return max(1, (cores or available_cores()) // max(1, workers))
-
-
-_DEFAULT_THREADS: int | None = None
-
-
-@contextlib.contextmanager
-def default_threads(threads: int | None) -> Iterator[None]:
-    """While the block runs, :func:`make_executor` without ``threads`` uses ``threads``.
-
-    How ``--threads`` reaches executors that library calls make themselves (e.g.
-    :func:`robustcompress.experiments.recipes.reproduce`). ``None`` changes nothing.
-    """
-    global _DEFAULT_THREADS
-    previous = _DEFAULT_THREADS
-    if threads is not None:
-        _DEFAULT_THREADS = check_threads(threads)
-    try:
-        yield
-    finally:
-        _DEFAULT_THREADS = previous
 
 
 class Executor(ABC):
@@ -574,14 +554,11 @@ def make_executor(
 
     ``auto``: ``serial`` for one worker, else ``process``. An unknown name is a
     one-line :class:`ConfigError` listing the registered ones. ``threads``: torch
-    threads per process (default: the :func:`default_threads` in force, else the
-    executor's own choice).
+    threads per process (default: the executor's own choice).
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"--workers must be ≥ 1, got {workers}")
     threads = check_threads(threads)
-    if threads is None:
-        threads = _DEFAULT_THREADS
     name = executor
     if name == "auto":
         name = "serial" if workers == 1 else "process"
