@@ -348,18 +348,8 @@ def _train(
         try:
             result = trainer.fit()
         except TrainingError as exc:
-            status = "diverged" if isinstance(exc, DivergedError) else "failed"
-            write_json_atomic(
-                run_dir / SUMMARY_FILE,
-                {
-                    "name": config.name,
-                    "hash": digest,
-                    "status": status,
-                    "error": str(exc),
-                    "checkpoint": _relative(trainer.last_checkpoint, run_dir),
-                    "started": started,
-                    "ended": time.strftime("%Y-%m-%d %H:%M:%S"),
-                },
+            status = _record_failure(
+                run_dir, config.name, digest, exc, started, trainer.last_checkpoint
             )
             reporter.message(f"{status}: {exc}")
             raise
@@ -390,26 +380,37 @@ def _train(
         reporter.close()
 
 
-def _record_failure(run_dir: Path, name: str, digest: str, exc: Exception, started: str) -> None:
-    """Write a ``failed`` summary for an error outside training (data, config, a bug).
+def _record_failure(
+    run_dir: Path,
+    name: str,
+    digest: str,
+    exc: Exception,
+    started: str,
+    checkpoint: Path | None = None,
+) -> str:
+    """Write the summary of a run that did not finish and return its status.
 
-    Such a failure is ``retryable``: running the config again tries again (after the
-    data is fixed, say), unlike a failure in training, which would recur.
+    ``diverged`` for a :class:`DivergedError`, else ``failed``. A failure outside
+    training (data, config, a bug) is ``retryable``: running the config again tries
+    again (after the data is fixed, say), unlike a failure in training, which would
+    recur. ``checkpoint`` is the last one written, if any.
     """
+    status = "diverged" if isinstance(exc, DivergedError) else "failed"
     error = str(exc) if isinstance(exc, RobustCompressError) else f"{type(exc).__name__}: {exc}"
-    write_json_atomic(
-        run_dir / SUMMARY_FILE,
-        {
-            "name": name,
-            "hash": digest,
-            "status": "failed",
-            "error": error,
-            "reason": one_line(error),
-            "retryable": not isinstance(exc, TrainingError),
-            "started": started,
-            "ended": time.strftime("%Y-%m-%d %H:%M:%S"),
-        },
-    )
+    summary = {
+        "name": name,
+        "hash": digest,
+        "status": status,
+        "error": error,
+        "reason": one_line(error),
+        "retryable": not isinstance(exc, TrainingError),
+        "started": started,
+        "ended": time.strftime("%Y-%m-%d %H:%M:%S"),
+    }
+    if checkpoint is not None:
+        summary["checkpoint"] = _relative(checkpoint, run_dir)
+    write_json_atomic(run_dir / SUMMARY_FILE, summary)
+    return status
 
 
 def _relative(path: Path | None, base: Path) -> str | None:

@@ -349,6 +349,8 @@ class Trainer:
         self.device = torch.device(device)
         self.model = model.to(self.device)
         self.callbacks = list(callbacks)
+        self.callback_keys = _callback_keys(self.callbacks)
+        """Each callback's key in checkpoints and loss terms (see :class:`Callback`)."""
         for callback in self.callbacks:
             callback.setup(self.model)
         self.train_data = train_data
@@ -548,7 +550,7 @@ class Trainer:
     def _extra_loss_terms(self, loss: torch.Tensor, terms: dict[str, float]) -> torch.Tensor:
         """``loss + Σ_c loss_term_c``; each term is reported as ``extra/<name>``."""
         added = False
-        for key, callback in zip(self._callback_keys(), self.callbacks, strict=True):
+        for key, callback in zip(self.callback_keys, self.callbacks, strict=True):
             term = callback.loss_term(self)
             if term is not None:
                 loss = loss + term
@@ -659,7 +661,7 @@ class Trainer:
         tensors.update({f"rng.{k}": v for k, v in rng_tensors.items()})
         tensors.update({f"mask.{k}": v for k, v in self.masks.items()})
         callback_states: dict[str, Any] = {}
-        for key, callback in zip(self._callback_keys(), self.callbacks, strict=True):
+        for key, callback in zip(self.callback_keys, self.callbacks, strict=True):
             state = callback.state_dict()
             if state:
                 state_tensors, callback_states[key] = state_to_checkpoint(f"callback.{key}", state)
@@ -697,19 +699,9 @@ class Trainer:
         self.last_checkpoint = path
         pos.timing["checkpointing_s"] += time.perf_counter() - start
 
-    def _callback_keys(self) -> list[str]:
-        """Each callback's key: its name (else class name), ``#k`` for the k-th of a name."""
-        keys: list[str] = []
-        seen: dict[str, int] = {}
-        for callback in self.callbacks:
-            base = (callback.name or type(callback).__name__).replace(".", "_")
-            seen[base] = seen.get(base, 0) + 1
-            keys.append(base if seen[base] == 1 else f"{base}#{seen[base]}")
-        return keys
-
     def _restore_callbacks(self, checkpoint: Checkpoint) -> None:
         saved = dict(checkpoint.meta.get("callbacks") or {})
-        for key, callback in zip(self._callback_keys(), self.callbacks, strict=True):
+        for key, callback in zip(self.callback_keys, self.callbacks, strict=True):
             if key in saved:
                 state = state_from_checkpoint(saved.pop(key), checkpoint.tensors, f"callback.{key}")
                 try:
@@ -793,3 +785,14 @@ class Trainer:
             f"epoch {self.position.epoch} batch {self.position.batch}/{self.steps_per_epoch}"
         )
         return checkpoint.step
+
+
+def _callback_keys(callbacks: Sequence[Callback]) -> list[str]:
+    """Each callback's key: its name (else class name), ``#k`` for the k-th of a name."""
+    keys: list[str] = []
+    seen: dict[str, int] = {}
+    for callback in callbacks:
+        base = (callback.name or type(callback).__name__).replace(".", "_")
+        seen[base] = seen.get(base, 0) + 1
+        keys.append(base if seen[base] == 1 else f"{base}#{seen[base]}")
+    return keys
