@@ -89,41 +89,52 @@ CHUNK_MEMORY_BUDGET = 32 * 2**20
 MIN_CHUNK = 32
 
 
-#: activation_bytes_per_input, remembered per model and input shape (attacks are called
-#: many times on one model, e.g. every step of adversarial training).
-_ACTIVATION_BYTES: weakref.WeakKeyDictionary[nn.Module, dict[tuple, int]] = (
+#: What one probe pass of a model on one input measured (:func:`_probe`), remembered per
+#: model, input shape, dtype, device and parameter shapes (attacks are called many times
+#: on one model, e.g. every step of adversarial training; a replaced layer is probed again).
+_PROBES: weakref.WeakKeyDictionary[nn.Module, dict[tuple, tuple[int, int | None]]] = (
     weakref.WeakKeyDictionary()
 )
 
 
-def activation_bytes_per_input(model: nn.Module, x: torch.Tensor) -> int:
-    """Bytes of the outputs of all leaf modules for one input: a proxy for the memory
-    a forward/backward pass touches per input. One forward pass on ``x[:1]`` the first
-    time a model sees inputs of this shape, dtype and device; remembered after that."""
-    key = (tuple(x.shape[1:]), x.dtype, x.device)
-    known = _ACTIVATION_BYTES.setdefault(model, {})
+def _probe(model: nn.Module, x: torch.Tensor) -> tuple[int, int | None]:
+    """``(activation bytes per input, output width K)`` from one forward pass of ``x[:1]``
+    without gradients, the first time a model sees inputs like ``x``; remembered after.
+
+    The bytes are those of the outputs of all leaf modules (at least the input's own),
+    a proxy for the memory a forward/backward pass touches per input; ``K`` is ``None``
+    when the output is not ``N×K``. Call it in eval mode (:func:`attack_mode`), so that
+    no normalisation statistics are updated.
+    """
+    params = tuple(tuple(p.shape) for p in model.parameters())
+    key = (tuple(x.shape[1:]), x.dtype, x.device, params)
+    known = _PROBES.setdefault(model, {})
     if key not in known:
-        known[key] = _measure_activation_bytes(model, x)
+        total = 0
+
+        def count(_module: nn.Module, _inputs: Any, output: Any) -> None:
+            nonlocal total
+            if isinstance(output, torch.Tensor):
+                total += output.numel() * output.element_size()
+
+        leaves = [m for m in model.modules() if next(m.children(), None) is None]
+        handles = [m.register_forward_hook(count) for m in leaves]
+        try:
+            with torch.no_grad():
+                out = model(x[:1])
+        finally:
+            for handle in handles:
+                handle.remove()
+        width = int(out.shape[1]) if isinstance(out, torch.Tensor) and out.dim() == 2 else None
+        known[key] = (max(total, x[:1].numel() * x.element_size()), width)
     return known[key]
 
 
-def _measure_activation_bytes(model: nn.Module, x: torch.Tensor) -> int:
-    total = 0
-
-    def count(_module: nn.Module, _inputs: Any, output: Any) -> None:
-        nonlocal total
-        if isinstance(output, torch.Tensor):
-            total += output.numel() * output.element_size()
-
-    leaves = [m for m in model.modules() if next(m.children(), None) is None]
-    handles = [m.register_forward_hook(count) for m in leaves]
-    try:
-        with torch.no_grad():
-            model(x[:1])
-    finally:
-        for handle in handles:
-            handle.remove()
-    return max(total, x[:1].numel() * x.element_size())
+def activation_bytes_per_input(model: nn.Module, x: torch.Tensor) -> int:
+    """Bytes of the outputs of all leaf modules for one input: a proxy for the memory
+    a forward/backward pass touches per input (:func:`_probe`: one pass on ``x[:1]`` the
+    first time a model sees inputs like ``x``)."""
+    return _probe(model, x)[0]
 
 
 def auto_chunk_size(model: nn.Module, x: torch.Tensor) -> int:
@@ -137,26 +148,11 @@ def auto_chunk_size(model: nn.Module, x: torch.Tensor) -> int:
     return max(MIN_CHUNK, CHUNK_MEMORY_BUDGET // per_input)
 
 
-#: output_width, remembered per model, input shape and parameter shapes.
-_OUTPUT_WIDTH: weakref.WeakKeyDictionary[nn.Module, dict[tuple, int | None]] = (
-    weakref.WeakKeyDictionary()
-)
-
-
 def output_width(model: nn.Module, x: torch.Tensor) -> int | None:
     """The number of logits ``K`` the model gives an input like ``x[0]`` (None if its
-    output is not ``N×K``). One forward pass of ``x[:1]`` without gradients the first time
-    a model sees inputs of this shape, dtype and device; remembered after that (keyed on
-    the parameters' shapes too, so a replaced output layer is measured again). Call it in
-    eval mode (:func:`attack_mode`), so that no normalisation statistics are updated."""
-    params = tuple(tuple(p.shape) for p in model.parameters())
-    key = (tuple(x.shape[1:]), x.dtype, x.device, params)
-    known = _OUTPUT_WIDTH.setdefault(model, {})
-    if key not in known:
-        with torch.no_grad():
-            out = model(x[:1])
-        known[key] = int(out.shape[1]) if isinstance(out, torch.Tensor) and out.dim() == 2 else None
-    return known[key]
+    output is not ``N×K``), from the same remembered probe pass as
+    :func:`activation_bytes_per_input` (:func:`_probe`)."""
+    return _probe(model, x)[1]
 
 
 @contextmanager
