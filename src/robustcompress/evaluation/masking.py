@@ -91,6 +91,16 @@ class MaskingFlag:
         return asdict(self)
 
 
+def _untargeted_linf_budget(capabilities: Mapping[str, bool], norm: str | None, kind: str) -> bool:
+    """An attack of ``kind`` (a capability flag) that is untargeted, spends an ℓ∞ budget."""
+    return (
+        bool(capabilities.get(kind))
+        and not capabilities.get("targeted")
+        and not capabilities.get("minimal_perturbation")
+        and norm == "linf"
+    )
+
+
 def compared_as_iterative(capabilities: Mapping[str, bool], norm: str | None) -> bool:
     """Whether an attack enters the iterative-vs-single-step check as an *iterative* one.
 
@@ -100,12 +110,7 @@ def compared_as_iterative(capabilities: Mapping[str, bool], norm: str | None) ->
     so it should fool at least as many inputs. A targeted attack (ILLC) aims at one class
     and a minimal-perturbation attack has no budget, so neither is held to that.
     """
-    return (
-        bool(capabilities.get("iterative"))
-        and not capabilities.get("targeted")
-        and not capabilities.get("minimal_perturbation")
-        and norm == "linf"
-    )
+    return _untargeted_linf_budget(capabilities, norm, "iterative")
 
 
 def compared_as_single_step(capabilities: Mapping[str, bool], norm: str | None) -> bool:
@@ -115,12 +120,7 @@ def compared_as_single_step(capabilities: Mapping[str, bool], norm: str | None) 
     baseline is the best fooling ratio among them, so an iterative attack trailing any
     one-step attack by more than the margin is flagged.
     """
-    return (
-        bool(capabilities.get("single_step"))
-        and not capabilities.get("targeted")
-        and not capabilities.get("minimal_perturbation")
-        and norm == "linf"
-    )
+    return _untargeted_linf_budget(capabilities, norm, "single_step")
 
 
 def _not_checked(name: str, threshold: float, why: str) -> MaskingFlag:

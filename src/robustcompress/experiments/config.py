@@ -232,30 +232,52 @@ class AdversarialConfig(_Section):
         return {"eps": self.eps, **{k: v for k, v in given.items() if v is not None}}
 
 
+def _monitor_default(name: str) -> Any:
+    """The default of a :class:`~robustcompress.training.divergence.DivergenceMonitor`
+    setting: the monitor owns its defaults, the config section repeats none."""
+    import dataclasses
+
+    from robustcompress.training.divergence import DivergenceMonitor
+
+    return next(f.default for f in dataclasses.fields(DivergenceMonitor) if f.name == name)
+
+
 class DivergenceConfig(_Section):
     """When a run counts as diverged and is stopped (see
     :mod:`robustcompress.training.divergence`): an exploding loss or an accuracy that
-    collapses to chance. Non-finite values always stop a run."""
+    collapses to chance. Non-finite values always stop a run. Defaults are the monitor's."""
 
     enabled: bool = added_field(True, description="watch the run for divergence")
     loss_factor: float = added_field(
-        100.0, gt=1, description="diverged when the loss's moving average exceeds this × its best"
+        _monitor_default("loss_factor"),
+        gt=1,
+        description="diverged when the loss's moving average exceeds this × its best",
     )
     ema_weight: float = added_field(
-        0.1, gt=0, le=1, description="weight of each step in the loss's moving average"
+        _monitor_default("ema_weight"),
+        gt=0,
+        le=1,
+        description="weight of each step in the loss's moving average",
     )
-    warmup_steps: int = added_field(0, ge=0, description="steps before the loss rule applies")
+    warmup_steps: int = added_field(
+        _monitor_default("warmup_steps"), ge=0, description="steps before the loss rule applies"
+    )
     learned_margin: float = added_field(
-        0.2, gt=0, lt=1, description="accuracy above chance that counts as having learned"
+        _monitor_default("learned_margin"),
+        gt=0,
+        lt=1,
+        description="accuracy above chance that counts as having learned",
     )
     collapse_fraction: float = added_field(
-        0.25,
+        _monitor_default("collapse_fraction"),
         ge=0,
         lt=1,
         description="diverged when accuracy ≤ chance + this × (best − chance)",
     )
     min_eval_size: int = added_field(
-        50, ge=1, description="evaluation inputs the accuracy rule needs (fewer: loss rule only)"
+        _monitor_default("min_eval_size"),
+        ge=1,
+        description="evaluation inputs the accuracy rule needs (fewer: loss rule only)",
     )
 
     def monitor_settings(self) -> dict[str, Any]:

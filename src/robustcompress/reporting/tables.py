@@ -14,6 +14,7 @@ Standard deviations are sample standard deviations (ddof = 1), 0 for one seed, a
 
 from __future__ import annotations
 
+import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -219,19 +220,28 @@ def correct_inputs(run: ReportRun) -> int | None:
 
 
 def _num_classes(runs: Sequence[ReportRun]) -> int:
-    """Classes of the runs' data set (from the catalogue, else from its test labels)."""
+    """Classes of the runs' data set (10 when it cannot be told)."""
+    for r in runs:
+        classes = _dataset_classes(r.dataset)
+        if classes is not None:
+            return classes
+    return 10
+
+
+@functools.cache
+def _dataset_classes(dataset: str) -> int | None:
+    """Classes of ``dataset``: from the catalogue, else (a generated set) its test labels;
+    looked up once per data set and process."""
     from robustcompress.data import load_dataset
     from robustcompress.data.locate import dataset_info
 
-    for r in runs:
+    try:
+        return dataset_info(dataset).num_classes
+    except Exception:  # a generated data set: count its labels
         try:
-            return dataset_info(r.dataset).num_classes
-        except Exception:  # a generated data set: count its labels
-            try:
-                return int(load_dataset(r.dataset, "test").labels.max()) + 1
-            except Exception:
-                continue
-    return 10
+            return int(load_dataset(dataset, "test").labels.max()) + 1
+        except Exception:
+            return None
 
 
 def settings_table(source: ReportSource, *, key: str = "settings") -> Table:

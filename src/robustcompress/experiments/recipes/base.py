@@ -555,7 +555,8 @@ def _masking_file(run: str, check: MaskingCheck) -> str:
     """The cache file of one model's check (the attack settings enter the name only when
     they differ from the defaults, so caches written before they were settable stay valid)."""
     name = f"{run}-n{check.size}-eps{check.eps:g}-s{check.seed}"
-    if (check.pgd_steps, check.pgd_alpha_ratio) != (20, 0.1):
+    default = MaskingCheck(check.size)
+    if (check.pgd_steps, check.pgd_alpha_ratio) != (default.pgd_steps, default.pgd_alpha_ratio):
         name += f"-pgd{check.pgd_steps}x{check.pgd_alpha_ratio:g}"
     return name + ".json"
 
