@@ -47,7 +47,7 @@ sign" be ``d_s < 0`` for a claim that the other method is *lower*, ``d_s > 0`` f
 
 A unanimous sign alone no longer decides: under no effect all of three seeds agree with
 probability 1/8, so a claim of 27 comparisons would be "supported" about three times by
-chance (project issue 13).
+chance (see docs/algorithms.md, Paired comparisons and verdict rule).
 
 A claim's verdict (:func:`combine_verdicts`) is *supported* when every comparison is,
 *not supported* when none is supported and at least one is not supported, else
