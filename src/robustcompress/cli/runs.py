@@ -26,7 +26,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=handle)
 
 
+NEAR_CHANCE_NOTE = "near chance accuracy: its fooling ratios are not robustness"
+
+
 def handle(args: argparse.Namespace) -> int:
+    from robustcompress.evaluation.masking import run_near_chance
     from robustcompress.experiments import list_runs, runs_root
 
     records = [r for r in list_runs(args.runs_dir) if args.status in (None, r.status)]
@@ -46,10 +50,13 @@ def handle(args: argparse.Namespace) -> int:
             "epochs": f"{done}/{total}",
         }
         row.update({m: r.final.get(m) for m in headline})
-        row["reason"] = r.reason or ""
+        near = r.status == "finished" and run_near_chance(r.config, r.final)
+        row["reason"] = r.reason or (
+            "near chance accuracy: its fooling ratios are not robustness" if near else ""
+        )
         rows.append(row)
     columns = ["run", "status", "epochs", *headline]
-    if any(r.reason for r in records):
+    if any(row["reason"] for row in rows):
         columns.append("reason")
     print_table(rows, columns, title=str(runs_root(args.runs_dir)))
     return 0

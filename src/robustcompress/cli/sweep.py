@@ -102,8 +102,10 @@ def print_summary(summary: list[dict[str, Any]], title: str) -> None:
     for row in summary:
         out: dict[str, Any] = {"variant": row["variant"] or "-"}
         out["params"] = ", ".join(f"{k}={v}" for k, v in row["params"].items()) or "-"
-        left_out = ", ".join(f"{n} {status}" for status, n in (row.get("excluded") or {}).items())
-        out["runs"] = f"{row['runs']} ({left_out} left out)" if left_out else row["runs"]
+        notes = [f"{n} {status} left out" for status, n in (row.get("excluded") or {}).items()]
+        if row.get("near_chance"):
+            notes.append(f"{row['near_chance']} near chance")
+        out["runs"] = f"{row['runs']} ({', '.join(notes)})" if notes else row["runs"]
         for metric in headline:
             stats = row["metrics"].get(metric) or {}
             mean, std = stats.get("mean"), stats.get("std")

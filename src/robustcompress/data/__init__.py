@@ -14,7 +14,7 @@ Modules: ``idx`` (IDX format), ``cifar`` (CIFAR-10 binary format), ``catalog``
 
 from robustcompress.data.catalog import KNOWN_DATASETS, SPLITS, DatasetInfo, Digest, FileSpec
 from robustcompress.data.checksums import FileCheck, check_file
-from robustcompress.data.datasets import ArrayDataset, load_dataset
+from robustcompress.data.datasets import ArrayDataset, dataset_classes, load_dataset
 from robustcompress.data.download import download_dataset, fetch_url
 from robustcompress.data.idx import read_idx, read_idx_images_labels, write_idx
 from robustcompress.data.loader import BatchLoader, make_loader
@@ -45,6 +45,7 @@ __all__ = [
     "FileSpec",
     "SubspaceDataset",
     "check_file",
+    "dataset_classes",
     "dataset_status",
     "dataset_statuses",
     "download_dataset",

@@ -10,6 +10,7 @@ subsets, batches and attacks simple index operations.
 from __future__ import annotations
 
 import copy
+import functools
 import os
 from collections.abc import Sequence
 from functools import lru_cache
@@ -227,3 +228,19 @@ def _find_or_download(
         except DataError as failed:
             raise DataError(f"{missing} The download failed: {failed}") from None
         return find_dataset(name, root)
+
+
+@functools.cache
+def dataset_classes(name: str) -> int | None:
+    """How many classes data set ``name`` has: from the catalogue for file-based sets,
+    else (a generated set) from its test labels; ``None`` when neither works. Looked up
+    once per name and process."""
+    from robustcompress.data.locate import dataset_info
+
+    try:
+        return dataset_info(name).num_classes
+    except Exception:  # a generated data set: count its labels
+        try:
+            return int(load_dataset(name, "test").labels.max()) + 1
+        except Exception:
+            return None

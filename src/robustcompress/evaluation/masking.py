@@ -218,6 +218,29 @@ CHANCE_MARGIN = 0.1
 """Clean accuracy within this of chance (1/K) is flagged: the model has not learned."""
 
 
+def near_chance(
+    accuracy: float, n_correct: int, num_classes: int, *, min_correct: int = MIN_CORRECT
+) -> bool:
+    """Whether fooling ratios of a model with this clean ``accuracy`` are not to be read
+    as robustness: fewer than ``min_correct`` correct inputs to take the ratio over, or
+    an accuracy at most ``1/K +`` :data:`CHANCE_MARGIN`."""
+    return n_correct < min_correct or accuracy <= 1.0 / max(2, num_classes) + CHANCE_MARGIN
+
+
+def run_near_chance(config: Mapping[str, Any], final: Mapping[str, Any]) -> bool | None:
+    """:func:`near_chance` for a stored run: its final tracked ``accuracy`` on its
+    ``tracking.eval_size`` inputs and its data set's classes (``None`` if not known)."""
+    from robustcompress.data import dataset_classes
+
+    accuracy = final.get("accuracy")
+    size = (config.get("tracking") or {}).get("eval_size")
+    dataset = (config.get("data") or {}).get("dataset")
+    if not isinstance(accuracy, (int, float)) or not isinstance(size, int) or not dataset:
+        return None
+    classes = dataset_classes(str(dataset))
+    return near_chance(float(accuracy), round(accuracy * size), classes or 10)
+
+
 def check_clean_accuracy(
     n_correct: int, n: int, num_classes: int, *, min_correct: int = MIN_CORRECT
 ) -> MaskingFlag:
@@ -233,7 +256,7 @@ def check_clean_accuracy(
         return _not_checked(name, CHANCE_MARGIN, "no inputs")
     accuracy = n_correct / n
     chance = 1.0 / max(2, num_classes)
-    triggered = n_correct < min_correct or accuracy <= chance + CHANCE_MARGIN
+    triggered = near_chance(accuracy, n_correct, num_classes, min_correct=min_correct)
     return MaskingFlag(
         name,
         triggered,

@@ -312,8 +312,13 @@ def summarize(
 
     Only finished runs enter the aggregates; the others are counted per status in
     ``excluded`` (e.g. ``{"diverged": 1}``), so a diverged run is never averaged in
-    silently. ``statuses`` gives the status of runs without a record (by run name).
+    silently. ``near_chance`` counts the finished runs at or near chance accuracy
+    (:func:`~robustcompress.evaluation.masking.run_near_chance`): their fooling ratios
+    are averaged in but are not robustness. ``statuses`` gives the status of runs
+    without a record (by run name).
     """
+    from robustcompress.evaluation.masking import run_near_chance
+
     groups: dict[Any, list[tuple[SweepPoint, RunRecord]]] = {}
     excluded: dict[Any, dict[str, int]] = {}
     order: list[Any] = []
@@ -344,6 +349,7 @@ def summarize(
                 "params": params,
                 "runs": len(members),
                 "excluded": excluded[key],
+                "near_chance": sum(bool(run_near_chance(r.config, r.final)) for _, r in members),
                 "seeds": [p.params.get(REPLICATE_KEY, p.config.seed) for p, _ in members],
                 "metrics": metrics,
             }

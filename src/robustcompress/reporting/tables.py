@@ -14,7 +14,6 @@ Standard deviations are sample standard deviations (ddof = 1), 0 for one seed, a
 
 from __future__ import annotations
 
-import functools
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -163,7 +162,7 @@ def final_metrics_table(
     :data:`~robustcompress.evaluation.masking.MIN_CORRECT` correct inputs, is marked:
     its fooling ratios are not robustness.
     """
-    from robustcompress.evaluation.masking import CHANCE_MARGIN, MIN_CORRECT
+    from robustcompress.evaluation.masking import MIN_CORRECT, run_near_chance
 
     present = [m for m in metrics if any(r.final_value(m) is not None for r in source.finished)]
     fooling = any(split_key(m)[0] == FOOLING_RATIO for m in present)
@@ -184,12 +183,7 @@ def final_metrics_table(
         if fooling:
             correct = [n for r in runs if (n := correct_inputs(r)) is not None]
             row.append(format_mean_std([float(n) for n in correct], 0))
-            chance = 1.0 / _num_classes(runs)
-            accuracies = _values(runs, "accuracy")
-            near = any(n < MIN_CORRECT for n in correct) or any(
-                a <= chance + CHANCE_MARGIN for a in accuracies
-            )
-            if near:
+            if any(run_near_chance(r.config, r.final) for r in runs):
                 classes[len(rows)] = "warn"
                 flagged.append(source.label(model, method))
         rows.append(row)
@@ -217,31 +211,6 @@ def correct_inputs(run: ReportRun) -> int | None:
     if accuracy is None or not isinstance(size, int):
         return None
     return round(accuracy * size)
-
-
-def _num_classes(runs: Sequence[ReportRun]) -> int:
-    """Classes of the runs' data set (10 when it cannot be told)."""
-    for r in runs:
-        classes = _dataset_classes(r.dataset)
-        if classes is not None:
-            return classes
-    return 10
-
-
-@functools.cache
-def _dataset_classes(dataset: str) -> int | None:
-    """Classes of ``dataset``: from the catalogue, else (a generated set) its test labels;
-    looked up once per data set and process."""
-    from robustcompress.data import load_dataset
-    from robustcompress.data.locate import dataset_info
-
-    try:
-        return dataset_info(dataset).num_classes
-    except Exception:  # a generated data set: count its labels
-        try:
-            return int(load_dataset(dataset, "test").labels.max()) + 1
-        except Exception:
-            return None
 
 
 def settings_table(source: ReportSource, *, key: str = "settings") -> Table:
