@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 import torch
 import yaml
 
 from robustcompress import cli
+from robustcompress.training import Trainer
 
 COMMANDS = {
     "sweep": ["sweep", "missing.yaml"],
@@ -56,14 +58,26 @@ def test_serial_sweep_runs_with_the_given_threads_and_restores_them(
     }
     path = tmp_path / "sweep.yaml"
     path.write_text(yaml.safe_dump({"name": "t", "base": base, "grid": {"seed": [0]}}))
+    torch.set_num_threads(2)  # not 1, so running with 1 is observable
     before = torch.get_num_threads()
+    during: list[int] = []
+    fit = Trainer.fit
+
+    def recording_fit(self: Trainer) -> Any:
+        during.append(torch.get_num_threads())
+        return fit(self)
+
     argv = ["sweep", str(path), "--runs-dir", str(tmp_path / "runs"), "--threads", "1", "--json"]
-    assert cli.main(argv) == 0
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(Trainer, "fit", recording_fit)
+        assert cli.main(argv) == 0
     assert json.loads(capsys.readouterr().out)["summary"][0]["runs"] == 1
+    assert during == [1]  # the run trained with the given threads
     assert torch.get_num_threads() == before
 
 
 def test_attack_uses_the_given_threads(capsys: pytest.CaptureFixture[str]) -> None:
+    torch.set_num_threads(2)  # not 1, so the flag's effect is observable
     argv = ["attack", "fcnn", "--attack", "fgsm", "--eps", "0.05", "--no-masking", "--json"]
     argv += ["--data", "mnist", "--limit", "8", "--device", "cpu", "--threads", "1"]
     assert cli.main(argv) == 0
