@@ -17,12 +17,7 @@ from robustcompress.training.checkpoint import checkpoint_name, write_checkpoint
 FAST = ["--limit", "40", "--batch-size", "16", "--device", "cpu"]
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # type: ignore[no-untyped-def]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _run(argv: list[str]) -> int:

@@ -21,12 +21,7 @@ FAST = ["--limit", "20", "--batch-size", "20", "--device", "cpu", "--no-masking"
 FAST += ["--attack", "fgsm", "--no-progress"]  # stderr holds only what is checked
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _one_thread():  # type: ignore[no-untyped-def]
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def _checkpoint(directory: Path, config: dict[str, Any], **kwargs: Any) -> str:
