@@ -183,6 +183,12 @@ def test_sigint_of_the_process_group_stops_the_workers(tmp_path: Path, sweeps: l
     _assert_session_gone(sweep, children)
 
 
+LONG: dict[str, Any] = {"data": {"limit": 1000}, "optimizer": {"epochs": 40, "batch_size": 8}}
+"""40 epochs of 125 steps: seconds even on a fast machine, so the driver's SIGTERM, sent
+within 0.2 s of both runs' first checkpoint (end of epoch 1), finds them running (2 steps
+per epoch once let a fast CI machine finish all 40 epochs before the signal)."""
+
+
 def _checkpoints(run_dir: Path) -> list[Path]:
     return sorted((run_dir / "checkpoints").glob("ckpt-*.safetensors"))
 
@@ -195,11 +201,11 @@ def _summary(run_dir: Path) -> dict[str, Any]:
 
 
 def test_sigterm_stops_workers_and_a_rerun_resumes(tmp_path: Path, sweeps: list[Sweep]) -> None:
-    """Two one-epoch runs finish, two 40-epoch runs are stopped mid-way, then resumed."""
+    """Two one-epoch runs finish, two 5,000-step runs are stopped mid-way, then resumed."""
     runs = tmp_path / "runs"
     path = _write_sweep(
         tmp_path / "sweep.yaml",
-        variants={"quick": {"optimizer": {"epochs": 1}}, "long": {"optimizer": {"epochs": 40}}},
+        variants={"quick": {"optimizer": {"epochs": 1}}, "long": LONG},
         grid={"seed": [0, 1]},
     )
     sweep = Sweep(path, runs, tmp_path / "sweep.log", "--workers", "2")
