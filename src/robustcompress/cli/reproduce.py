@@ -33,14 +33,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--profile",
         default=None,
-        help="quick (subsampled, one seed, minutes; the default) or full (full data, 3 seeds)",
+        help="the recipe's profile (default: its own; langenberg2019: quick, a minutes-long "
+        "smoke test; full, the momentum recipe on full data, 3 seeds; paper, the paper's "
+        "own optimiser and accuracies, 5/3 seeds); an unknown name lists the recipe's",
     )
     p.add_argument(
         "--seeds",
         type=int,
         default=None,
         metavar="N",
-        help="run seeds 0..N-1 (default: the profile's: 1 for quick, 3 for full)",
+        help="run seeds 0..N-1 (default: the profile's; a model may cap it, e.g. the "
+        "paper profile's CNN at 3)",
     )
     p.add_argument(
         "--workers",
