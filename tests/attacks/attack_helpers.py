@@ -14,10 +14,14 @@ FAST: dict[str, dict[str, Any]] = {
     "cw_l2": {"steps": 30, "search_steps": 3},
     "deepfool": {"max_iter": 20},
     "deepfool_linf": {"max_iter": 20},
+    "apgd": {"steps": 20},
+    "apgd_l2": {"steps": 20},
+    "apgd_t": {"steps": 20, "target_classes": 3},
+    "apgd_t_l2": {"steps": 20, "target_classes": 3},
 }
 
 #: Attacks whose output depends on random draws.
-RANDOM = {"noise", "rfgsm"}
+RANDOM = {"noise", "rfgsm", "apgd", "apgd_l2", "apgd_t", "apgd_t_l2"}
 
 
 def make_attack(name: str, **settings: Any) -> attacks.Attack:

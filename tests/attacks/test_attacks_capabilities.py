@@ -22,6 +22,10 @@ EXPECTED: dict[str, tuple[bool, bool, bool, bool, bool, bool]] = {
     "deepfool_linf": (True,  False, False, True,  False, False),
     "cw_l2":         (True,  False, False, True,  False, False),
     "noise":         (False, False, True,  False, False, False),
+    "apgd":          (True,  False, True,  False, False, False),
+    "apgd_l2":       (True,  False, True,  False, False, False),
+    "apgd_t":        (True,  False, True,  False, True,  False),
+    "apgd_t_l2":     (True,  False, True,  False, True,  False),
 }  # fmt: skip
 
 ALL = sorted(attacks.list_attacks())
@@ -70,7 +74,9 @@ def test_scaled_sign_step_holds(name: str, tiny_model, tiny_batch) -> None:
 def test_randomized_flag_matches_seed_dependence(name: str, tiny_model, tiny_batch) -> None:
     """Undeclared attacks ignore the seed; declared ones depend on it in some setting."""
     x, y = tiny_batch
-    settings = {"random_start": True} if name in ("pgd", "pgd_l2") else {}
+    settings: dict[str, object] = {"random_start": True} if name in ("pgd", "pgd_l2") else {}
+    if name == "apgd_t":  # 20 sign steps of 2ε reach the same corners from any start here
+        settings = {"steps": 2}
     a = make_attack(name, seed=0, **settings)(tiny_model, x, y)
     b = make_attack(name, seed=1, **settings)(tiny_model, x, y)
     assert torch.equal(a, b) != EXPECTED[name][2]

@@ -31,6 +31,10 @@ def _iteration_settings(name: str) -> list[str]:
 
 def test_every_iterative_attack_counts_its_iterations() -> None:
     assert ITERATIVE == [
+        "apgd",
+        "apgd_l2",
+        "apgd_t",
+        "apgd_t_l2",
         "bim",
         "bim_ll",
         "cw_l2",

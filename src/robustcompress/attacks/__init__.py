@@ -18,6 +18,10 @@ name               norm    method
 ``deepfool``       ℓ2      Moosavi-Dezfooli et al. 2016 (minimal)
 ``deepfool_linf``  ℓ∞      Moosavi-Dezfooli et al. 2016 (minimal)
 ``cw_l2``          ℓ2      Carlini & Wagner 2017 (minimal)
+``apgd``           ℓ∞      Croce & Hein 2020, APGD (CE or DLR; alias ``apgd_ce``)
+``apgd_l2``        ℓ2      Croce & Hein 2020, APGD
+``apgd_t``         ℓ∞      Croce & Hein 2020, APGD-T (targeted DLR)
+``apgd_t_l2``      ℓ2      Croce & Hein 2020, APGD-T
 ``noise``          —       Sanyal et al. §3.2, random Gaussian pixel noise
 =================  ======  ==============================================
 
@@ -37,6 +41,7 @@ The module ``_utils`` holds only the private settings checks of the attack class
 """
 
 from robustcompress.attacks import ops
+from robustcompress.attacks.apgd import L2APGD, L2APGDTargeted, LinfAPGD, LinfAPGDTargeted
 from robustcompress.attacks.base import (
     CAPABILITIES,
     Attack,
@@ -63,6 +68,7 @@ __all__ = [
     "CAPABILITIES",
     "FGSM",
     "GNM",
+    "L2APGD",
     "L2PGD",
     "RFGSM",
     "Attack",
@@ -70,7 +76,10 @@ __all__ = [
     "CarliniWagnerL2",
     "FixedEpsilonAttack",
     "GaussianPixelNoise",
+    "L2APGDTargeted",
     "L2DeepFool",
+    "LinfAPGD",
+    "LinfAPGDTargeted",
     "LinfDeepFool",
     "LinfPGD",
     "MinimalPerturbationAttack",

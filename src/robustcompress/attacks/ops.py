@@ -32,8 +32,8 @@ BOX = (0.0, 1.0)
 #: The dual norm of each supported attack norm: ‖·‖_q with 1/p + 1/q = 1.
 DUAL_NORM = {"linf": "l1", "l2": "l2", "l1": "linf"}
 
-#: Losses an attack can ascend; both grow as the sample becomes more adversarial.
-LOSSES = ("ce", "margin")
+#: Losses an attack can ascend; each grows as the sample becomes more adversarial.
+LOSSES = ("ce", "margin", "dlr")
 
 #: Guard for divisions by a norm that can be zero (flat regions of the model).
 TINY = 1e-12
@@ -131,12 +131,47 @@ def margin(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
     return others.amax(dim=1) - true
 
 
+def dlr(logits: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """The difference-of-logits-ratio loss per sample (Croce & Hein 2020, eq. 5), to ascend:
+
+    ``DLR = −(z_y − max_{i≠y} z_i) / (z_π1 − z_π3)``, with ``z_π1 ≥ z_π2 ≥ …`` the sorted
+    logits. It is the C&W margin divided by a scale of the logits, so it does not change
+    when the logits are multiplied by a constant (a rescaled model is attacked alike);
+    positive iff the sample is misclassified. Needs at least 3 classes.
+    """
+    _need_classes(logits, 3, "the DLR loss")
+    top = logits.topk(3, dim=1).values
+    return margin(logits, y) / (top[:, 0] - top[:, 2] + TINY)
+
+
+def targeted_dlr(logits: torch.Tensor, y: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """The targeted DLR loss per sample (Croce & Hein 2020, eq. 6), to ascend:
+
+    ``−(z_y − z_t) / (z_π1 − (z_π3 + z_π4)/2)`` for target class ``t``: it grows as the
+    target's logit overtakes the true one. Needs at least 4 classes.
+    """
+    _need_classes(logits, 4, "the targeted DLR loss")
+    top = logits.topk(4, dim=1).values
+    gap = logits.gather(1, target[:, None]).squeeze(1) - logits.gather(1, y[:, None]).squeeze(1)
+    return gap / (top[:, 0] - 0.5 * (top[:, 2] + top[:, 3]) + TINY)
+
+
+def _need_classes(logits: torch.Tensor, k: int, what: str) -> None:
+    if logits.shape[1] < k:
+        raise AttackError(
+            f"{what} needs a model with at least {k} classes, got {logits.shape[1]}; "
+            "use the cross-entropy loss (loss='ce') instead"
+        )
+
+
 def per_sample_loss(logits: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
-    """The per-sample attack loss: cross-entropy ``J`` or the C&W margin (both to ascend)."""
+    """The per-sample attack loss, to ascend: cross-entropy ``J``, the C&W margin or DLR."""
     if loss == "ce":
         return F.cross_entropy(logits, y, reduction="none")
     if loss == "margin":
         return margin(logits, y)
+    if loss == "dlr":
+        return dlr(logits, y)
     raise AttackError(f"unknown loss {loss!r}: choose one of {', '.join(LOSSES)}")
 
 

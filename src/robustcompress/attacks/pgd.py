@@ -96,11 +96,12 @@ class LinfPGD(FixedEpsilonAttack):
     the attack deterministic, and peer libraries are compared without it. Set
     ``random_start=True`` (uniform start in the ε-ball, clipped to the box, as in Madry's
     paper) and ``restarts > 1`` for the evaluation-strength version; per sample, the first
-    misclassifying run is kept, otherwise the highest-loss one. ``loss='margin'`` ascends
-    the C&W margin ``max_{j≠y} z_j − z_y`` instead of the cross-entropy (a check against
-    gradient masking). ``clip = True`` (default) keeps every iterate in [0, 1];
-    ``clip=False`` projects onto the ε-ball only, so the result may leave the box (the
-    inputs must still lie in it). Also registered as ``linf_pgd``.
+    misclassifying run is kept, otherwise the highest-loss one. ``loss='margin'``
+    ascends the C&W margin ``max_{j≠y} z_j − z_y`` instead of the cross-entropy (a check
+    against gradient masking); ``loss='dlr'`` the scale-free DLR loss (:func:`ops.dlr`).
+    ``clip = True`` (default) keeps every iterate in [0, 1]; ``clip=False`` projects onto
+    the ε-ball only, so the result may leave the box (the inputs must still lie in it).
+    Also registered as ``linf_pgd``.
     """
 
     name = "pgd"
