@@ -18,10 +18,12 @@ FAST: dict[str, dict[str, Any]] = {
     "apgd_l2": {"steps": 20},
     "apgd_t": {"steps": 20, "target_classes": 3},
     "apgd_t_l2": {"steps": 20, "target_classes": 3},
+    "square": {"queries": 100},
+    "autoattack": {"steps": 10, "queries": 50},
 }
 
 #: Attacks whose output depends on random draws.
-RANDOM = {"noise", "rfgsm", "apgd", "apgd_l2", "apgd_t", "apgd_t_l2"}
+RANDOM = {"noise", "rfgsm", "apgd", "apgd_l2", "apgd_t", "apgd_t_l2", "square", "autoattack"}
 
 
 def make_attack(name: str, **settings: Any) -> attacks.Attack:

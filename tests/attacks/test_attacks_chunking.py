@@ -112,7 +112,7 @@ def test_the_batch_is_split_into_chunks_of_chunk_size(tiny_model, tiny_batch) ->
 
 #: APGD draws its random starts for the whole batch and then chunks itself
 #: (tests/attacks/test_apgd.py checks that only the speed changes).
-SELF_CHUNKED = {"apgd", "apgd_l2", "apgd_t", "apgd_t_l2"}
+SELF_CHUNKED = {"apgd", "apgd_l2", "apgd_t", "apgd_t_l2", "autoattack"}
 
 
 @pytest.mark.parametrize("name", sorted(RANDOM - SELF_CHUNKED))

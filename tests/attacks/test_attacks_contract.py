@@ -18,7 +18,7 @@ def test_registry_has_every_attack() -> None:
     expected = {
         "fgsm", "pgd", "pgd_l2", "gnm", "rfgsm", "bim", "bim_ll",
         "deepfool", "deepfool_linf", "cw_l2", "noise",
-        "apgd", "apgd_l2", "apgd_t", "apgd_t_l2",
+        "apgd", "apgd_l2", "apgd_t", "apgd_t_l2", "square", "autoattack",
     }  # fmt: skip
     assert set(ALL) == expected
     assert attacks.attack_class("linf_pgd") is attacks.attack_class("pgd")

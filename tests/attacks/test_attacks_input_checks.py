@@ -35,6 +35,7 @@ def test_every_iterative_attack_counts_its_iterations() -> None:
         "apgd_l2",
         "apgd_t",
         "apgd_t_l2",
+        "autoattack",
         "bim",
         "bim_ll",
         "cw_l2",
@@ -43,6 +44,7 @@ def test_every_iterative_attack_counts_its_iterations() -> None:
         "gnm",
         "pgd",
         "pgd_l2",
+        "square",
     ]
     for name in ITERATIVE:
         assert _iteration_settings(name), name

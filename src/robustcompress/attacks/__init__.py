@@ -22,6 +22,8 @@ name               norm    method
 ``apgd_l2``        ℓ2      Croce & Hein 2020, APGD
 ``apgd_t``         ℓ∞      Croce & Hein 2020, APGD-T (targeted DLR)
 ``apgd_t_l2``      ℓ2      Croce & Hein 2020, APGD-T
+``square``         ℓ∞      Andriushchenko et al. 2020 (score-based, no gradients)
+``autoattack``     ℓ∞/ℓ2   Croce & Hein 2020, the ensemble (APGD-CE, APGD-T, Square)
 ``noise``          —       Sanyal et al. §3.2, random Gaussian pixel noise
 =================  ======  ==============================================
 
@@ -56,12 +58,14 @@ from robustcompress.attacks.base import (
 from robustcompress.attacks.bim import BIM, BIMLeastLikely
 from robustcompress.attacks.cw import CarliniWagnerL2
 from robustcompress.attacks.deepfool import L2DeepFool, LinfDeepFool
+from robustcompress.attacks.ensemble import AutoAttack, EnsembleResult, run_ensemble
 from robustcompress.attacks.fgsm import FGSM
 from robustcompress.attacks.gnm import GNM
 from robustcompress.attacks.noise import GaussianPixelNoise
 from robustcompress.attacks.ops import ThreatModel
 from robustcompress.attacks.pgd import L2PGD, LinfPGD
 from robustcompress.attacks.rfgsm import RFGSM
+from robustcompress.attacks.square import LinfSquare
 
 __all__ = [
     "BIM",
@@ -72,8 +76,10 @@ __all__ = [
     "L2PGD",
     "RFGSM",
     "Attack",
+    "AutoAttack",
     "BIMLeastLikely",
     "CarliniWagnerL2",
+    "EnsembleResult",
     "FixedEpsilonAttack",
     "GaussianPixelNoise",
     "L2APGDTargeted",
@@ -82,6 +88,7 @@ __all__ = [
     "LinfAPGDTargeted",
     "LinfDeepFool",
     "LinfPGD",
+    "LinfSquare",
     "MinimalPerturbationAttack",
     "ThreatModel",
     "attack_class",
@@ -90,4 +97,5 @@ __all__ = [
     "list_attacks",
     "ops",
     "register_attack",
+    "run_ensemble",
 ]

@@ -77,7 +77,7 @@ CAPABILITIES = (
 #: one an attack of ``iterative = True`` has to be an int ≥ 1 (``None`` is left to the
 #: attack, e.g. BIM's schedule): zero steps would return ``x`` unchanged and report a
 #: fooling ratio of 0 for an attack that never ran.
-ITERATION_SETTINGS = ("steps", "max_iter")
+ITERATION_SETTINGS = ("steps", "max_iter", "queries")
 
 #: Activation memory one internal chunk may take on CPU in :func:`auto_chunk_size`
 #: (bytes), about the last-level cache of a desktop CPU. Measured with PGD on the

@@ -1,0 +1,164 @@
+"""Square attack (Andriushchenko et al. 2020), ℓ∞: a score-based black-box attack.
+
+It needs the model's scores only, never a gradient, so it is the ensemble's check
+against gradient masking: a model that looks robust to gradient attacks but not to
+Square hides its gradients (Croce & Hein 2020; Athalye et al. 2018).
+
+The ℓ∞ method (Andriushchenko et al. 2020, Algorithm 1 with the ℓ∞ sampling of
+Algorithm 2), per input:
+
+* start at ``clip(x + ε·v)`` with ``v`` vertical stripes: one random sign per channel
+  and image column;
+* each iteration draws a square window of side ``s = max(round(√(p·h·w)), 1)`` at a
+  uniformly random position, and sets the perturbation inside it to ``±2ε`` per channel
+  (a random sign), projected back onto the ε-ball and the image box. The candidate is
+  kept if it lowers the margin loss ``z_y − max_{j≠y} z_j`` (or the cross-entropy's
+  negative), or if it is misclassified;
+* the window's share of the image, ``p``, starts at ``p_init`` (0.8, AutoAttack's) and
+  halves after 10, 50, 200, 500, 1000, 2000, 4000, 6000 and 8000 iterations of a
+  10,000-iteration budget, scaled to the budget given (:func:`square_fraction`);
+* an input stops being queried once it is misclassified.
+
+Windows and signs are drawn independently per input (as in the authors' code; the
+AutoAttack port shares one window across the batch per iteration). Inputs the model
+already misclassifies are returned unchanged.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from robustcompress.attacks._utils import require_choice, require_int, require_number
+from robustcompress.attacks.base import FixedEpsilonAttack, register_attack
+from robustcompress.attacks.ops import ThreatModel, margin
+from robustcompress.errors import AttackError
+
+#: Losses Square can lower: the margin ``z_y − max_{j≠y} z_j`` or ``−CE``.
+SQUARE_LOSSES = ("margin", "ce")
+
+#: Iterations (of a 10,000-iteration budget) after which the window share halves again.
+_HALVINGS = (10, 50, 200, 500, 1000, 2000, 4000, 6000, 8000)
+
+
+def square_fraction(p_init: float, iteration: int, budget: int) -> float:
+    """The window's share of the image at ``iteration`` of ``budget`` (AutoAttack's
+    schedule, rescaled to the budget): ``p_init / 2^m`` with ``m`` the halvings passed."""
+    scaled = int(iteration / budget * 10000)
+    return p_init / 2 ** sum(scaled > h for h in _HALVINGS)
+
+
+def _scores(
+    model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(margin z_y − max_{j≠y} z_j, loss to lower)``: misclassified iff margin < 0."""
+    with torch.no_grad():
+        logits = model(x)
+    m = -margin(logits, y)
+    return m, (m if loss == "margin" else -F.cross_entropy(logits, y, reduction="none"))
+
+
+def _random_signs(
+    shape: tuple[int, ...], like: torch.Tensor, g: torch.Generator | None
+) -> torch.Tensor:
+    bits = torch.randint(0, 2, shape, generator=g, device=like.device)
+    return (2 * bits - 1).to(like.dtype)
+
+
+@register_attack
+@dataclass(repr=True, kw_only=True)
+class LinfSquare(FixedEpsilonAttack):
+    """ℓ∞ Square attack (Andriushchenko et al. 2020): random square updates kept when they
+    lower the margin, from scores only (no gradients).
+
+    Defaults are AutoAttack's: ``queries = 5000`` (iterations after the first query),
+    ``p_init = 0.8``, margin loss, one run. ``restarts > 1`` reruns the inputs still
+    classified correctly with fresh draws. Inputs must be images ``N×C×H×W``.
+    """
+
+    name = "square"
+    norm = "linf"
+    paper = "Andriushchenko et al. 2020, Algorithms 1-2"
+    iterative = True
+    randomized = True
+
+    eps: float = 0.05
+    queries: int = 5000
+    p_init: float = 0.8
+    loss: str = "margin"
+    restarts: int = 1
+
+    def validate(self) -> None:
+        super().validate()
+        require_int(self.name, "queries", self.queries, minimum=1)
+        require_number(self.name, "p_init", self.p_init, strict=True)
+        if self.p_init > 1:
+            raise AttackError(f"{self.name}: p_init must lie in (0, 1], got {self.p_init!r}")
+        require_choice(self.name, "loss", self.loss, SQUARE_LOSSES)
+        require_int(self.name, "restarts", self.restarts, minimum=1)
+
+    def run(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        generator: torch.Generator | None,
+    ) -> torch.Tensor:
+        if x.dim() != 4:
+            raise AttackError(
+                f"{self.name}: inputs must be images N×C×H×W, got shape {tuple(x.shape)}"
+            )
+        out = x.clone()
+        if self.eps == 0 or not x.shape[0]:
+            return out
+        best_margin, _ = _scores(model, x, y, self.loss)
+        fooled = best_margin < 0
+        for _ in range(self.restarts):
+            rows = (~fooled).nonzero().squeeze(1)
+            if not rows.numel():
+                break
+            x_adv, now = self._one_run(model, x[rows], y[rows], generator)
+            out[rows] = x_adv
+            fooled[rows[now]] = True
+        return out
+
+    def _one_run(
+        self,
+        model: nn.Module,
+        x: torch.Tensor,
+        y: torch.Tensor,
+        g: torch.Generator | None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        n, c, h, w = x.shape
+        threat = ThreatModel("linf", self.eps)
+        stripes = _random_signs((n, c, 1, w), x, g)
+        best = threat.clip_box(x + self.eps * stripes)
+        best_margin, best_loss = _scores(model, best, y, self.loss)
+        rows_h = torch.arange(h, device=x.device)
+        rows_w = torch.arange(w, device=x.device)
+        for i in range(self.queries):
+            active = (best_margin >= 0).nonzero().squeeze(1)
+            if not active.numel():
+                break
+            k = active.numel()
+            p = square_fraction(self.p_init, i, self.queries)
+            s = min(max(round((p * h * w) ** 0.5), 1), h, w)
+            top = torch.randint(0, h - s + 1, (k,), generator=g, device=x.device)
+            left = torch.randint(0, w - s + 1, (k,), generator=g, device=x.device)
+            inside_h = (rows_h[None] >= top[:, None]) & (rows_h[None] < top[:, None] + s)
+            inside_w = (rows_w[None] >= left[:, None]) & (rows_w[None] < left[:, None] + s)
+            window = (inside_h[:, :, None] & inside_w[:, None, :])[:, None]  # k×1×h×w
+            signs = _random_signs((k, c, 1, 1), x, g)
+            current = best[active]
+            candidate = torch.where(window, current + 2 * self.eps * signs, current)
+            candidate = threat.project(candidate, x[active])
+            m, value = _scores(model, candidate, y[active], self.loss)
+            keep = (value < best_loss[active]) | (m < 0)
+            chosen = active[keep]
+            best[chosen] = candidate[keep]
+            best_margin[chosen] = m[keep]
+            best_loss[chosen] = torch.minimum(value[keep], best_loss[chosen])
+        return best, best_margin < 0

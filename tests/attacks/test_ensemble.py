@@ -1,0 +1,83 @@
+"""The AutoAttack-style ensemble: stages in order on the still-robust inputs, worst case."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import pytest
+import torch
+from torch import nn
+
+from robustcompress import attacks
+from robustcompress.attacks import Attack, run_ensemble
+from robustcompress.attacks.ensemble import CLEAN
+
+
+@dataclass(kw_only=True)
+class _Scripted(Attack):
+    """Moves chosen inputs (by their first pixel's value) to a point the model misclassifies."""
+
+    name = "scripted"
+    breaks: tuple[float, ...] = ()
+
+    def run(self, model, x, y, generator):  # type: ignore[override]
+        self.seen = x[:, 0, 0, 0].tolist()
+        out = x.clone()
+        hit = torch.tensor([round(v, 3) in self.breaks for v in self.seen], dtype=torch.bool)
+        out[hit, 0, 0, 1] = 1.0  # the toy model reads pixel (0, 1) as "wrong"
+        return out
+
+
+class _Toy(nn.Module):
+    """Class 0 unless pixel (0, 1) is 1 (then class 1); the label's input id is pixel (0, 0)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        wrong = x[:, 0, 0, 1]
+        return torch.stack([1 - wrong, wrong, torch.zeros_like(wrong)], dim=1)
+
+
+def test_stages_see_only_the_still_robust_inputs() -> None:
+    ids = torch.tensor([0.1, 0.2, 0.3, 0.4, 0.5])
+    x = torch.zeros(5, 1, 2, 2)
+    x[:, 0, 0, 0] = ids
+    x[4, 0, 0, 1] = 1.0  # misclassified before any attack
+    y = torch.zeros(5, dtype=torch.long)
+    first = _Scripted(breaks=(0.1, 0.3))
+    second = _Scripted(breaks=(0.2,))
+    result = run_ensemble(_Toy(), x, y, [("first", first), ("second", second)])
+    assert first.seen == pytest.approx([0.1, 0.2, 0.3, 0.4])  # not the misclassified one
+    assert second.seen == pytest.approx([0.2, 0.4])
+    assert result.broken_by == ("first", "second", "first", None, CLEAN)
+    assert result.counts() == {CLEAN: 1, "first": 2, "second": 1, "robust": 1}
+    assert result.robust_accuracy == 0.2 and result.clean_accuracy == 0.8
+    assert result.robust.tolist() == [False, False, False, True, False]
+    assert torch.equal(result.x_adv[3], x[3]) and result.x_adv[0, 0, 0, 1] == 1.0
+
+
+def test_versions_and_norms_pick_their_stages() -> None:
+    standard = attacks.get("autoattack", eps=0.1, seed=3, steps=7, queries=9).stages()
+    assert [label for label, _ in standard] == ["apgd-ce", "apgd-t", "square"]
+    assert [a.name for _, a in standard] == ["apgd", "apgd_t", "square"]
+    assert all(a.eps == 0.1 and a.seed == 3 for _, a in standard)
+    assert standard[0][1].steps == 7 and standard[1][1].target_classes == 9
+    assert standard[2][1].queries == 9
+    l2 = attacks.get("autoattack", norm="l2", eps=1.0).stages()
+    assert [a.name for _, a in l2] == ["apgd_l2", "apgd_t_l2"]
+    rand = attacks.get("autoattack", version="rand").stages()
+    assert [(label, a.loss) for label, a in rand] == [("apgd-ce", "ce"), ("apgd-dlr", "dlr")]
+
+
+def test_worst_case_of_its_stages(trained_fcnn, mnist_batch) -> None:
+    x, y = mnist_batch
+    x, y = x[:100], y[:100]
+    ensemble = attacks.get("autoattack", eps=0.05, seed=0, steps=20, queries=200)
+    result = ensemble.evaluate(trained_fcnn, x, y)
+    with torch.no_grad():
+        adv_correct = trained_fcnn(result.x_adv).argmax(1) == y
+    assert torch.equal(adv_correct, result.robust)  # x_adv shows what broke each input
+    for _, stage in ensemble.stages():
+        with torch.no_grad():
+            alone = (trained_fcnn(stage(trained_fcnn, x, y)).argmax(1) == y).float().mean()
+        assert result.robust_accuracy <= alone.item()
+    assert torch.equal(ensemble(trained_fcnn, x, y), result.x_adv)  # seeded: reproducible
+    assert (result.x_adv - x).abs().max() <= 0.05 + 1e-6

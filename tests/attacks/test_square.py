@@ -1,0 +1,94 @@
+"""Square (Andriushchenko et al. 2020): schedule, scores only, queries, input checks."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from attack_helpers import make_attack
+from torch import nn
+
+from robustcompress import attacks
+from robustcompress.attacks.square import square_fraction
+from robustcompress.errors import AttackError
+
+
+def test_window_share_schedule() -> None:
+    assert square_fraction(0.8, 0, 10000) == 0.8
+    assert square_fraction(0.8, 10, 10000) == 0.8  # halves *after* 10
+    assert square_fraction(0.8, 11, 10000) == 0.4
+    assert square_fraction(0.8, 51, 10000) == 0.2
+    assert square_fraction(0.8, 9999, 10000) == pytest.approx(0.8 / 512)
+    assert square_fraction(0.8, 11, 1000) == 0.2  # 110 of 10,000: rescaled to the budget
+
+
+class _NoGradient(torch.autograd.Function):
+    @staticmethod
+    def forward(ctx, x):  # type: ignore[override]
+        return x.clone()
+
+    @staticmethod
+    def backward(ctx, grad):  # type: ignore[override]
+        raise RuntimeError("a gradient was asked for")
+
+
+class _Opaque(nn.Module):
+    """A model whose input gradient raises: only a score-based attack can run on it."""
+
+    def __init__(self, inner: nn.Module) -> None:
+        super().__init__()
+        self.inner = inner
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.inner(_NoGradient.apply(x))
+
+
+def test_needs_scores_only(trained_fcnn, mnist_batch) -> None:
+    x, y = mnist_batch
+    opaque = _Opaque(trained_fcnn)
+    with pytest.raises(RuntimeError, match="a gradient was asked for"):
+        make_attack("apgd", seed=0)(opaque, x[:4], y[:4])
+    x_adv = make_attack("square", eps=0.1, queries=300, seed=0)(opaque, x, y)
+    with torch.no_grad():
+        clean = (trained_fcnn(x).argmax(1) == y).float().mean()
+        adv = (trained_fcnn(x_adv).argmax(1) == y).float().mean()
+    assert adv < clean - 0.3  # it does break the model (measured: 0.875 → 0.17)
+
+
+def test_more_queries_extend_the_same_run(trained_fcnn, mnist_batch) -> None:
+    """With one seed the draws are one sequence: a longer run continues the shorter one,
+    so every input fooled within 100 queries is fooled within 300 as well."""
+    x, y = mnist_batch
+    short = make_attack("square", eps=0.05, queries=100, seed=4)(trained_fcnn, x, y)
+    long = make_attack("square", eps=0.05, queries=300, seed=4)(trained_fcnn, x, y)
+    with torch.no_grad():
+        fooled_short = trained_fcnn(short).argmax(1) != y
+        fooled_long = trained_fcnn(long).argmax(1) != y
+    assert fooled_short.sum() > 0 and (fooled_long >= fooled_short).all()
+    assert fooled_long.sum() > fooled_short.sum()
+
+
+def test_perturbation_is_a_corner_of_the_ball_inside_the_box(trained_fcnn, mnist_batch) -> None:
+    """Every pixel moves by ±ε unless the box stops it: Square samples vertices only."""
+    x, y = mnist_batch
+    x_adv = make_attack("square", eps=0.05, queries=50, seed=0)(trained_fcnn, x, y)
+    with torch.no_grad():
+        moved = trained_fcnn(x).argmax(1) == y  # misclassified inputs are left alone
+    delta = (x_adv - x)[moved]
+    at_corner = torch.isclose(delta.abs(), torch.tensor(0.05), atol=1e-6)
+    at_box = torch.isclose(x_adv[moved], torch.zeros(())) | torch.isclose(
+        x_adv[moved], torch.ones(())
+    )
+    assert (at_corner | at_box).all()
+
+
+def test_bad_input_and_settings(tiny_model) -> None:
+    with pytest.raises(AttackError, match="inputs must be images N×C×H×W"):
+        attacks.get("square")(
+            nn.Sequential(nn.Linear(4, 3)), torch.rand(2, 4), torch.zeros(2).long()
+        )
+    with pytest.raises(AttackError, match="p_init must lie in"):
+        attacks.get("square", p_init=2.0)
+    with pytest.raises(AttackError, match="queries must be an int ≥ 1"):
+        attacks.get("square", queries=0)
+    with pytest.raises(AttackError, match="loss must be one of margin, ce"):
+        attacks.get("square", loss="dlr")
