@@ -9,25 +9,26 @@ from attack_helpers import make_attack
 from robustcompress import attacks
 from robustcompress.attacks import CAPABILITIES, Attack, MinimalPerturbationAttack
 
-# iterative, single_step, randomized, minimal_perturbation, targeted, scaled_sign_step
-EXPECTED: dict[str, tuple[bool, bool, bool, bool, bool, bool]] = {
-    "fgsm":          (False, True,  False, False, False, True),
-    "pgd":           (True,  False, True,  False, False, False),
-    "pgd_l2":        (True,  False, True,  False, False, False),
-    "gnm":           (True,  False, False, False, False, False),
-    "rfgsm":         (False, True,  True,  False, False, False),
-    "bim":           (True,  False, False, False, False, False),
-    "bim_ll":        (True,  False, False, False, True,  False),
-    "deepfool":      (True,  False, False, True,  False, False),
-    "deepfool_linf": (True,  False, False, True,  False, False),
-    "cw_l2":         (True,  False, False, True,  False, False),
-    "noise":         (False, False, True,  False, False, False),
-    "apgd":          (True,  False, True,  False, False, False),
-    "apgd_l2":       (True,  False, True,  False, False, False),
-    "apgd_t":        (True,  False, True,  False, True,  False),
-    "apgd_t_l2":     (True,  False, True,  False, True,  False),
-    "square":        (True,  False, True,  False, False, False),
-    "autoattack":    (True,  False, True,  False, False, False),
+# iterative, single_step, randomized, minimal_perturbation, targeted, scaled_sign_step,
+# score_based
+EXPECTED: dict[str, tuple[bool, bool, bool, bool, bool, bool, bool]] = {
+    "fgsm":          (False, True,  False, False, False, True,  False),
+    "pgd":           (True,  False, True,  False, False, False, False),
+    "pgd_l2":        (True,  False, True,  False, False, False, False),
+    "gnm":           (True,  False, False, False, False, False, False),
+    "rfgsm":         (False, True,  True,  False, False, False, False),
+    "bim":           (True,  False, False, False, False, False, False),
+    "bim_ll":        (True,  False, False, False, True,  False, False),
+    "deepfool":      (True,  False, False, True,  False, False, False),
+    "deepfool_linf": (True,  False, False, True,  False, False, False),
+    "cw_l2":         (True,  False, False, True,  False, False, False),
+    "noise":         (False, False, True,  False, False, False, False),
+    "apgd":          (True,  False, True,  False, False, False, False),
+    "apgd_l2":       (True,  False, True,  False, False, False, False),
+    "apgd_t":        (True,  False, True,  False, True,  False, False),
+    "apgd_t_l2":     (True,  False, True,  False, True,  False, False),
+    "square":        (True,  False, True,  False, False, False, True),
+    "autoattack":    (True,  False, True,  False, False, False, False),
 }  # fmt: skip
 
 ALL = sorted(attacks.list_attacks())
@@ -43,6 +44,7 @@ def test_the_table_covers_the_registry() -> None:
         "minimal_perturbation",
         "targeted",
         "scaled_sign_step",
+        "score_based",
     )
 
 

@@ -12,12 +12,15 @@ from robustcompress import attacks
 from robustcompress.evaluation import evaluate
 from robustcompress.evaluation.masking import (
     DEGENERATE_GRADIENT_SHARE,
+    check_black_box_vs_white_box,
     check_gradients,
     check_iterative_vs_single_step,
     check_large_eps,
     check_monotone,
+    compared_as_black_box,
     compared_as_iterative,
     compared_as_single_step,
+    compared_as_white_box,
     degenerate_input_gradients,
     largest_rise,
 )
@@ -41,6 +44,44 @@ def test_check_iterative_vs_single_step() -> None:
     # ε = 0 is the identity for both attacks and is not compared.
     assert not check_iterative_vs_single_step({0.0: 0.0}, {"pgd": {0.0: 0.0}}).checked
     assert not check_iterative_vs_single_step(fgsm, {"pgd": {0.2: 1.0}}).checked
+
+
+def test_check_black_box_vs_white_box() -> None:
+    white = {0.05: 0.30, 0.1: 0.60}
+    flag = check_black_box_vs_white_box({"square": {0.05: 0.50, 0.1: 0.61}}, white)
+    assert flag.triggered and flag.value == pytest.approx(0.20)
+    assert "square at ε=0.05" in flag.explanation
+    assert not check_black_box_vs_white_box({"square": {0.05: 0.31}}, white).triggered
+    unchecked = check_black_box_vs_white_box({"square": {0.3: 0.9}}, white)
+    assert not unchecked.checked and unchecked.value is None
+    assert not check_black_box_vs_white_box({}, white).checked
+
+
+def test_square_is_the_black_box_side_only() -> None:
+    square = attacks.get("square").capabilities()
+    pgd = attacks.get("pgd").capabilities()
+    fgsm = attacks.get("fgsm").capabilities()
+    assert compared_as_black_box(square, "linf") and not compared_as_white_box(square, "linf")
+    assert not compared_as_iterative(square, "linf")  # random search: not held to FGSM's
+    assert compared_as_white_box(pgd, "linf") and compared_as_white_box(fgsm, "linf")
+    assert not compared_as_black_box(pgd, "linf")
+    assert compared_as_iterative(attacks.get("autoattack").capabilities(), "linf")
+
+
+def test_a_black_box_attack_beating_every_gradient_attack_is_flagged(
+    masked_model: nn.Module, small_batch: tuple[torch.Tensor, ...]
+) -> None:
+    """Rounded inputs give zero gradients: PGD and FGSM cannot move, the reference
+    Square (scores only) can."""
+    record = evaluate(masked_model, small_batch, ["fgsm", "pgd"], eps=[0.3])
+    assert record.references["reference_square"].eps == [0.3]
+    flag = _flags(record)["black_box_stronger_than_white_box"]
+    assert flag.triggered and flag.value is not None and flag.value > 0.2, flag
+    asked = evaluate(
+        masked_model, small_batch, {"sq": attacks.get("square", queries=200)}, eps=[0.3]
+    )
+    assert "reference_square" not in asked.references  # a requested one is used instead
+    assert _flags(asked)["black_box_stronger_than_white_box"].triggered
 
 
 def test_check_large_eps() -> None:

@@ -194,6 +194,7 @@ def test_record_to_dict_is_json(small_model: nn.Module, small_batch: Batch) -> N
     assert {f["name"] for f in full["masking"]} == {
         "degenerate_gradients",
         "iterative_weaker_than_single_step",
+        "black_box_stronger_than_white_box",
         "low_fooling_at_large_eps",
         "non_monotone_curve",
         "near_chance_accuracy",

@@ -218,6 +218,7 @@ def test_tiny_reproduction_writes_manifest_and_reuses_runs(tmp_path: Path) -> No
         assert [f["name"] for f in m["flags"]] == [
             "degenerate_gradients",
             "iterative_weaker_than_single_step",
+            "black_box_stronger_than_white_box",
             "low_fooling_at_large_eps",
             "non_monotone_curve",
             "near_chance_accuracy",

@@ -39,7 +39,8 @@ budget ``eps`` in the attack's ``norm``) and :class:`MinimalPerturbationAttack`
 
 Every attack class also declares what kind of method it is in capability flags
 (:data:`CAPABILITIES`: ``iterative``, ``single_step``, ``randomized``,
-``minimal_perturbation``, ``targeted``, ``scaled_sign_step``; all ``False`` here).
+``minimal_perturbation``, ``targeted``, ``scaled_sign_step``, ``score_based``; all
+``False`` here).
 Code outside the package, evaluation and its gradient-masking checks in particular,
 reads these flags and never tests attack classes or names, so an attack added later,
 inside or outside this package, is evaluated and checked correctly once it declares
@@ -71,6 +72,7 @@ CAPABILITIES = (
     "minimal_perturbation",
     "targeted",
     "scaled_sign_step",
+    "score_based",
 )
 
 #: Settings that count an iterative attack's steps. :meth:`Attack.validate` requires each
@@ -217,6 +219,10 @@ class Attack:
     #: ``s ∈ {−1, 0, 1}^d`` that does not depend on ε (FGSM). Evaluation then runs the
     #: attack once per batch, at ε = 1, and derives every ε of a curve from it.
     scaled_sign_step: ClassVar[bool] = False
+    #: Uses the model's scores only, never a gradient (Square): a black-box attack. The
+    #: masking check flags a model a black-box attack breaks more often than every
+    #: gradient attack, and such an attack is not held to the iterative-vs-FGSM rule.
+    score_based: ClassVar[bool] = False
 
     seed: int | None = None
     #: Inputs per internal chunk: ``'auto'`` (:func:`auto_chunk_size`), an int, or None

@@ -84,6 +84,7 @@ class LinfSquare(FixedEpsilonAttack):
     paper = "Andriushchenko et al. 2020, Algorithms 1-2"
     iterative = True
     randomized = True
+    score_based = True
 
     eps: float = 0.05
     queries: int = 5000

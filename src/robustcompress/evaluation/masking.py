@@ -2,7 +2,7 @@
 
 A model can look robust only because its gradients are useless to a first-order
 attack (obfuscated or masked gradients; Athalye, Carlini & Wagner 2018, §3; Carlini
-et al. 2019, "On evaluating adversarial robustness", §5 checklist). Four symptoms are
+et al. 2019, "On evaluating adversarial robustness", §5 checklist). These symptoms are
 checked on every evaluation:
 
 ``degenerate_gradients``
@@ -10,6 +10,10 @@ checked on every evaluation:
 ``iterative_weaker_than_single_step``
     an iterative ℓ∞ attack (PGD, BIM, GNM, ...) fools fewer inputs than a single-step
     one (FGSM, R+FGSM) at the same ε, although it can take that step and more;
+``black_box_stronger_than_white_box``
+    a score-based attack (Square), which never sees a gradient, fools more inputs than
+    every gradient attack at the same ε (Croce & Hein 2020's tell-tale; a reference
+    Square runs when no score-based attack was asked for);
 ``low_fooling_at_large_eps``
     FGSM at ε = 1 (the ℓ∞ ball is then the whole image box) fools well below 100%;
 ``non_monotone_curve``
@@ -47,6 +51,16 @@ DEGENERATE_GRADIENT_SHARE = 0.10
 #: same ε before masking is flagged; a little slack because, per input, a projected
 #: path can miss a corner FGSM lands on.
 ITERATIVE_MARGIN = 0.02
+
+#: How far (as a fraction) a black-box attack's fooling ratio may exceed the best
+#: gradient attack's at the same ε before masking is flagged: the same slack as
+#: :data:`ITERATIVE_MARGIN`, for per-input luck of random search.
+BLACK_BOX_MARGIN = 0.02
+
+#: Queries of the reference Square run of the black-box check (AutoAttack's standard
+#: version spends 5,000; a fifth keeps the check cheap beside the attacks it checks,
+#: and a weaker black-box search only makes the check more conservative).
+REFERENCE_SQUARE_QUERIES = 1000
 
 #: The "very large" ℓ∞ budget: with ε = 1 on [0, 1] images any image is reachable.
 LARGE_EPS = 1.0
@@ -106,11 +120,28 @@ def compared_as_iterative(capabilities: Mapping[str, bool], norm: str | None) ->
 
     Read from the attack's declared capabilities (:meth:`Attack.capabilities
     <robustcompress.attacks.Attack.capabilities>`), never its name: an ``iterative``,
-    untargeted, fixed-budget ℓ∞ attack can reach FGSM's region of the ε-ball and more,
-    so it should fool at least as many inputs. A targeted attack (ILLC) aims at one class
-    and a minimal-perturbation attack has no budget, so neither is held to that.
+    untargeted, fixed-budget ℓ∞ attack that follows gradients can reach FGSM's region of
+    the ε-ball and more, so it should fool at least as many inputs. A targeted attack
+    (ILLC) aims at one class, a minimal-perturbation attack has no budget and a
+    score-based one (Square) searches at random, so none is held to that.
     """
-    return _untargeted_linf_budget(capabilities, norm, "iterative")
+    return _untargeted_linf_budget(capabilities, norm, "iterative") and not capabilities.get(
+        "score_based"
+    )
+
+
+def compared_as_black_box(capabilities: Mapping[str, bool], norm: str | None) -> bool:
+    """Whether an attack is the black-box side of the black-box-vs-white-box check: a
+    ``score_based``, untargeted, fixed-budget ℓ∞ attack (Square)."""
+    return _untargeted_linf_budget(capabilities, norm, "score_based")
+
+
+def compared_as_white_box(capabilities: Mapping[str, bool], norm: str | None) -> bool:
+    """Whether an attack is a gradient attack of that check: untargeted, fixed-budget
+    ℓ∞, iterative or single-step, and not score-based."""
+    return (
+        compared_as_iterative(capabilities, norm) or compared_as_single_step(capabilities, norm)
+    ) and not capabilities.get("score_based")
 
 
 def compared_as_single_step(capabilities: Mapping[str, bool], norm: str | None) -> bool:
@@ -188,6 +219,42 @@ def check_iterative_vs_single_step(
         f"largest lead of the single-step (FGSM) fooling ratio over an iterative attack at "
         f"the same ε ({label} at ε={eps:g}; triggers above {margin:g}): an iterative attack "
         "can take the single step and more, so trailing it means its gradients mislead",
+    )
+
+
+def check_black_box_vs_white_box(
+    black_box: Mapping[str, Mapping[float, float]],
+    white_box: Mapping[float, float],
+    margin: float = BLACK_BOX_MARGIN,
+) -> MaskingFlag:
+    """Flag when a black-box attack fools more inputs than every gradient attack.
+
+    ``black_box`` maps a score-based attack's label to ``{ε: fooling ratio}``;
+    ``white_box`` maps ε to the best fooling ratio of the gradient attacks run there.
+    The value is the largest ``FR_black(ε) − FR_white(ε)`` over every ε > 0 both were run
+    at: a random search beating every gradient means the gradients mislead (Croce &
+    Hein 2020, §5; Carlini et al. 2019, §5).
+    """
+    name = "black_box_stronger_than_white_box"
+    leads: list[tuple[float, str, float]] = []
+    for label, curve in black_box.items():
+        for eps, fr in curve.items():
+            ref = white_box.get(eps)
+            if eps > 0 and ref is not None and np.isfinite(ref) and np.isfinite(fr):
+                leads.append((fr - ref, label, eps))
+    if not leads:
+        return _not_checked(
+            name, margin, "no score-based ℓ∞ attack shares an ε with a gradient one"
+        )
+    lead, label, eps = max(leads)
+    return MaskingFlag(
+        name,
+        lead > margin,
+        float(lead),
+        margin,
+        f"largest lead of a black-box attack's fooling ratio over the best gradient attack "
+        f"at the same ε ({label} at ε={eps:g}; triggers above {margin:g}): a search that "
+        "never sees a gradient should not beat every attack that follows one",
     )
 
 

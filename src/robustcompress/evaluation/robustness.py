@@ -485,10 +485,14 @@ def _rows(attack: Attack, kind: str, grid: list[float] | None) -> list[float | N
 
 
 def _masking_plans(plans: list[_Plan]) -> list[_Plan]:
-    """Reference runs for the masking checks: FGSM (ε grid ∪ {1}) and, if needed, PGD.
+    """Reference runs for the masking checks: FGSM (ε grid ∪ {1}) and, if needed, PGD
+    and Square.
 
     The reference PGD runs only when no requested attack counts as iterative
-    (:func:`~robustcompress.evaluation.masking.compared_as_iterative`).
+    (:func:`~robustcompress.evaluation.masking.compared_as_iterative`), the reference
+    Square (:data:`~robustcompress.evaluation.masking.REFERENCE_SQUARE_QUERIES` queries,
+    seed 0) only when no requested attack is score-based, at the largest ε of the
+    iterative attacks below the very large one.
     """
     iterative = [
         p
@@ -513,6 +517,15 @@ def _masking_plans(plans: list[_Plan]) -> list[_Plan]:
         iterative_eps = {e for p in iterative for e in p.eps if e is not None}
     fgsm_eps = sorted(iterative_eps | {checks.LARGE_EPS})
     refs.append(_Plan("reference_fgsm", attack_registry.get("fgsm"), FIXED, list(fgsm_eps)))
+    black_box = any(
+        p.kind == FIXED and checks.compared_as_black_box(p.attack.capabilities(), p.attack.norm)
+        for p in plans
+    )
+    square_eps = max(iterative_eps - {checks.LARGE_EPS}, default=None)
+    if not black_box and square_eps is not None:
+        queries = checks.REFERENCE_SQUARE_QUERIES
+        square = attack_registry.get("square", eps=square_eps, queries=queries, seed=0)
+        refs.append(_Plan("reference_square", square, FIXED, [square_eps]))
     return refs
 
 
@@ -772,6 +785,16 @@ def masking_flags(record: EvaluationRecord) -> list[MaskingFlag]:
         for curve in every.values()
         if curve.kind == FIXED and checks.compared_as_single_step(curve.capabilities, curve.norm)
     )
+    black_box = {
+        label: _fooling_by_eps(record, curve)
+        for label, curve in every.items()
+        if curve.kind == FIXED and checks.compared_as_black_box(curve.capabilities, curve.norm)
+    }
+    white_box = _best_by_eps(
+        _fooling_by_eps(record, curve)
+        for curve in every.values()
+        if curve.kind == FIXED and checks.compared_as_white_box(curve.capabilities, curve.norm)
+    )
     curves = {
         label: (
             [e for e in curve.eps if e is not None],
@@ -790,6 +813,7 @@ def masking_flags(record: EvaluationRecord) -> list[MaskingFlag]:
     return [
         checks.check_gradients(record.degenerate_gradient),
         checks.check_iterative_vs_single_step(single_step, iterative),
+        checks.check_black_box_vs_white_box(black_box, white_box),
         checks.check_large_eps(fgsm.get(checks.LARGE_EPS)),
         checks.check_monotone(curves),
         checks.check_clean_accuracy(n_correct, int(labels.size), num_classes),
