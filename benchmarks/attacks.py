@@ -17,11 +17,18 @@ Settings, identical for every library where the library allows it:
   abort. torchattacks has no search over c (one run at c = 1); ART uses its own line
   search instead of Adam (same step and search counts).
 
-DeepFool and C&W run on the first ``--minimal-limit`` images (default 200), the others
-on ``--limit`` (default 2000). Usage::
+* AutoAttack's attacks (ours and torchattacks' only): APGD-CE and APGD-T (ℓ∞, ε = 0.05,
+  100 steps, 9 targets), Square (5,000 queries) and the standard ensemble (the peer's
+  includes FAB-T, ours does not). Speed counts only against a peer at most one point
+  stronger than ours, as for the minimal attacks.
+
+DeepFool and C&W run on the first ``--minimal-limit`` images (default 200), the
+AutoAttack family on the first ``--ensemble-limit`` (default 200), the others on
+``--limit`` (default 2000). Usage::
 
     .venv/bin/python benchmarks/attacks.py                   # everything
     .venv/bin/python benchmarks/attacks.py --attacks fgsm,pgd --limit 500
+    .venv/bin/python benchmarks/attacks.py --attacks apgd,autoattack --models fcnn
 
 Writes ``benchmarks/results/attacks.json`` and prints a table.
 """
@@ -55,11 +62,26 @@ HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
 RESULTS = HERE / "results" / "attacks.json"
 
-ATTACKS = ("fgsm", "pgd", "deepfool", "cw_l2")
+ATTACKS = ("fgsm", "pgd", "deepfool", "cw_l2", "apgd", "apgd_t", "square", "autoattack")
 MINIMAL = ("deepfool", "cw_l2")
+#: AutoAttack's attacks: torchattacks is their only peer here; speed is compared at equal
+#: strength, as for the minimal attacks.
+ENSEMBLE = ("apgd", "apgd_t", "square", "autoattack")
+#: The attacks each peer library is run on (every one for ours).
+SUPPORTED = {
+    "torchattacks": set(ATTACKS),
+    "foolbox": {"fgsm", "pgd", "deepfool", "cw_l2"},
+    "art": {"fgsm", "pgd", "deepfool", "cw_l2"},
+}
 LIBRARIES = ("robustcompress", "torchattacks", "foolbox", "art")
 #: Speed targets (ours / fastest matching peer) from the issue.
-TARGETS = {"fgsm": 1.5, "pgd": 1.5, "deepfool": 2.0, "cw_l2": 2.0}
+TARGETS = {
+    "fgsm": 1.5,
+    "pgd": 1.5,
+    "deepfool": 2.0,
+    "cw_l2": 2.0,
+    **dict.fromkeys(ENSEMBLE, 1.5),
+}
 #: A peer "matches" a minimal attack if its fooling ratio is at least ours minus this.
 MATCH_TOLERANCE = 0.01
 #: Peer implementations too slow for the full image count (images/second stays
@@ -71,6 +93,8 @@ EPS = 0.05
 PGD = {"alpha": 0.005, "steps": 20}
 DEEPFOOL = {"overshoot": 0.02, "max_iter": 50, "num_classes": 10}
 CW = {"steps": 100, "search_steps": 5, "learning_rate": 0.01, "initial_const": 1e-3}
+APGD_STEPS = 100
+SQUARE_QUERIES = 5000
 
 #: (model, data set, training recipe): Adam, lr 1e-3, a brief run.
 MODELS = {
@@ -124,6 +148,10 @@ def ours(attack: str, model: nn.Module) -> Runner:
         "pgd": {"eps": EPS, **PGD},
         "deepfool": DEEPFOOL,
         "cw_l2": CW,
+        "apgd": {"eps": EPS, "steps": APGD_STEPS, "seed": 0},
+        "apgd_t": {"eps": EPS, "steps": APGD_STEPS, "seed": 0},
+        "square": {"eps": EPS, "queries": SQUARE_QUERIES, "seed": 0},
+        "autoattack": {"eps": EPS, "steps": APGD_STEPS, "queries": SQUARE_QUERIES, "seed": 0},
     }[attack]
     instance = attacks.get(attack, **settings)
     return _batched(lambda x, y: instance(model, x, y))
@@ -137,6 +165,12 @@ def torchattacks_runner(attack: str, model: nn.Module) -> Runner:
         "pgd": lambda: ta.PGD(model, eps=EPS, **PGD, random_start=False),
         "deepfool": lambda: ta.DeepFool(model, steps=50, overshoot=0.02),
         "cw_l2": lambda: ta.CW(model, c=1.0, kappa=0.0, steps=CW["steps"], lr=0.01),
+        "apgd": lambda: ta.APGD(model, eps=EPS, steps=APGD_STEPS, loss="ce", seed=0),
+        "apgd_t": lambda: ta.APGDT(model, eps=EPS, steps=APGD_STEPS, n_classes=10, seed=0),
+        "square": lambda: ta.Square(model, eps=EPS, n_queries=SQUARE_QUERIES, seed=0),
+        "autoattack": lambda: ta.AutoAttack(
+            model, eps=EPS, version="standard", n_classes=10, seed=0
+        ),
     }[attack]()
     return _batched(lambda x, y: instance(x, y))
 
@@ -276,6 +310,8 @@ def measure(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
         for library in libraries:
+            if attack not in SUPPORTED.get(library, {attack}):
+                continue
             cap = PEER_CAPS.get((library, attack))
             xs, ys = (x[:cap], y[:cap]) if cap else (x, y)
             runner = RUNNERS[library](attack, model)
@@ -291,7 +327,7 @@ def measure(
             rounds += 1
     return [
         _strength(library, model, *runners[library][1:], outputs[library], times[library])
-        for library in libraries
+        for library in runners
     ]
 
 
@@ -326,7 +362,7 @@ def compare(attack: str, rows: list[dict[str, Any]]) -> dict[str, Any]:
     """Ours / fastest peer (for minimal attacks: fastest peer at least as strong as ours)."""
     mine = next((r for r in rows if r["library"] == "robustcompress"), None)
     peers = [r for r in rows if r["library"] != "robustcompress"]
-    if attack in MINIMAL and mine is not None:
+    if (attack in MINIMAL or attack in ENSEMBLE) and mine is not None:
         peers = [r for r in peers if r["fooling_ratio"] >= mine["fooling_ratio"] - MATCH_TOLERANCE]
     out: dict[str, Any] = {"attack": attack, "target": TARGETS[attack]}
     if mine is None or not peers:
@@ -348,6 +384,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--limit", type=int, default=2000, help="test images for FGSM/PGD")
     parser.add_argument(
         "--minimal-limit", type=int, default=200, help="test images for DeepFool/C&W"
+    )
+    parser.add_argument(
+        "--ensemble-limit", type=int, default=200, help="test images for the AutoAttack family"
     )
     parser.add_argument("--batch-size", type=int, default=500)
     parser.add_argument(
@@ -387,8 +426,9 @@ def main(argv: list[str] | None = None) -> int:
         test = load_dataset(MODELS[name]["dataset"], "test")
         for attack in chosen:
             n = args.minimal_limit if attack in MINIMAL else args.limit
+            n = args.ensemble_limit if attack in ENSEMBLE else n
             x, y = test.images[:n], test.labels[:n]
-            minimal = attack in MINIMAL
+            minimal = attack in MINIMAL or attack in ENSEMBLE
             repeat = args.minimal_repeat if minimal else args.repeat
             min_seconds = 0.0 if minimal else args.min_seconds
             measured = measure(libraries, attack, model, x, y, args.batch_size, repeat, min_seconds)
@@ -410,12 +450,20 @@ def main(argv: list[str] | None = None) -> int:
         "threads": args.threads,
         "limit": args.limit,
         "minimal_limit": args.minimal_limit,
+        "ensemble_limit": args.ensemble_limit,
         "batch_size": args.batch_size,
         "repeat": args.repeat,
         "minimal_repeat": args.minimal_repeat,
         "min_seconds": args.min_seconds,
         "peer_caps": {f"{lib}/{att}": n for (lib, att), n in PEER_CAPS.items()},
-        "settings": {"eps": EPS, "pgd": PGD, "deepfool": DEEPFOOL, "cw_l2": CW},
+        "settings": {
+            "eps": EPS,
+            "pgd": PGD,
+            "deepfool": DEEPFOOL,
+            "cw_l2": CW,
+            "apgd_steps": APGD_STEPS,
+            "square_queries": SQUARE_QUERIES,
+        },
         "versions": {lib: available(lib) for lib in LIBRARIES},
         "match_tolerance": MATCH_TOLERANCE,
     }
