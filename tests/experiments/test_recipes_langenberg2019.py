@@ -13,6 +13,7 @@ from robustcompress.errors import ConfigError
 from robustcompress.experiments.config import DEFAULT_TRACKED_ATTACKS
 from robustcompress.experiments.recipes import (
     MANIFEST_FILE,
+    EnsembleCheck,
     MaskingCheck,
     Profile,
     get_recipe,
@@ -25,6 +26,9 @@ from robustcompress.experiments.recipes.methods import Phase, track_every
 from robustcompress.experiments.sweep import _levels
 from robustcompress.papers.langenberg2019 import RECIPE
 from robustcompress.papers.langenberg2019.recipe import PAPER_ACCURACY, plan, schedule
+from robustcompress.papers.langenberg2019.report import claim_specs
+from robustcompress.reporting.loading import load_source
+from robustcompress.reporting.report import make_report
 
 FCNN_IDS = [
     "natural",
@@ -170,6 +174,7 @@ TINY = Profile(
         )
     },
     masking=MaskingCheck(size=16),
+    ensemble=EnsembleCheck(size=16, steps=3, queries=10, curve=(0.1,)),
 )
 """A profile for tests: every FCNN method in seconds."""
 
@@ -226,12 +231,41 @@ def test_tiny_reproduction_writes_manifest_and_reuses_runs(tmp_path: Path) -> No
         assert all(f["checked"] for f in m["flags"])
         assert m["test_size"] == 10000 and 0 <= m["test_accuracy"] <= 1
 
+    # the ensemble's robust accuracy of every run; ε-curves for natural and the most robust
+    ensemble = {e["method"]: e for e in manifest["ensemble"]}
+    assert set(ensemble) == {r["method"] for r in manifest["runs"]}
+    for e in ensemble.values():
+        assert e["n"] == 16 and e["stages"] == ["apgd-ce", "apgd-t", "square"]
+        assert sum(e["broken_by"].values()) == 16
+        assert e["robust_accuracy"] == e["broken_by"]["robust"] / 16
+        assert e["attack"]["steps"] == 3 and e["attack"]["queries"] == 10
+    curved = {m for m, e in ensemble.items() if set(e["curve"]) == {"0.05", "0.1"}}
+    best = max(
+        (m for m in ensemble if m != "natural"), key=lambda m: ensemble[m]["robust_accuracy"]
+    )
+    assert curved == {"natural", best}
+    assert all(set(e["curve"]) == {"0.05"} for m, e in ensemble.items() if m not in curved)
+    source = load_source(directory)
+    key = "fooling_ratio/autoattack"
+    assert {r.method: r.final_value(key) for r in source.runs} == {
+        m: e["fooling_ratio"] for m, e in ensemble.items()
+    }
+    assert {"claim-2-autoattack", "remark-autoattack"} <= {s.key for s in claim_specs(source)}
+    page = make_report(directory)
+    keys = {t.key for t in page.plan.tables}
+    assert {"fcnn-ensemble", "fcnn-ensemble-curve"} <= keys
+    assert "robust accuracy under the AutoAttack-style ensemble" in page.html_path.read_text()
+
     stamps = {p: p.stat().st_mtime_ns for p in runs_dir.glob("*/summary.json")}
-    cached = {p: p.stat().st_mtime_ns for p in (directory / "masking").iterdir()}
+    cached = {
+        p: p.stat().st_mtime_ns
+        for p in [*(directory / "masking").iterdir(), *(directory / "ensemble").iterdir()]
+    }
     second = reproduce(RECIPE, TINY, runs_dir=runs_dir, log=lambda _: None)
     assert {p: p.stat().st_mtime_ns for p in runs_dir.glob("*/summary.json")} == stamps
-    assert {p: p.stat().st_mtime_ns for p in (directory / "masking").iterdir()} == cached
+    assert {p: p.stat().st_mtime_ns for p in cached} == cached
     assert second.manifest["masking"] == manifest["masking"]
+    assert second.manifest["ensemble"] == manifest["ensemble"]
     assert [r["reused"] for r in manifest["runs"]] == [False] * len(FCNN_IDS)
     assert [r["reused"] for r in second.manifest["runs"]] == [True] * len(FCNN_IDS)
     assert [{**r, "reused": False} for r in second.manifest["runs"]] == manifest["runs"]

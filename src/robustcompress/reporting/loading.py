@@ -5,8 +5,9 @@
 * a **reproduction** directory: it holds ``manifest.json`` (written by a recipe,
   e.g. ``<runs root>/reproductions/langenberg2019-quick/``) listing every run with
   its model, data set, method id, display label, group (an open name such as
-  natural, adversarial, regularized) and seed, the recipe's choices, its wall time
-  and the masking flags;
+  natural, adversarial, regularized) and seed, the recipe's choices, its wall time,
+  the masking flags and, when measured, the ensemble's robust accuracy per run (its
+  fooling ratio becomes the run's final ``fooling_ratio/autoattack``);
   run directories in it are absolute or relative to the manifest's folder;
 * a **single run** directory: it holds ``config.yaml``;
 * a **sweep** directory: it holds ``sweep_summary.json``
@@ -49,6 +50,10 @@ methods may use any other group name."""
 
 SourceKind = Literal["reproduction", "run", "sweep", "runs"]
 
+ENSEMBLE_LABEL = "autoattack"
+"""The attack label of the ensemble's results: a reproduction's measured fooling ratio
+under the AutoAttack-style ensemble is each run's final ``fooling_ratio/autoattack``."""
+
 _SEED_SUFFIX = re.compile(r"[-_](?:seed=?|s)(\d+)$")
 
 
@@ -65,6 +70,9 @@ class ReportRun:
     seed: int
     start: ReportRun | None = field(default=None, repr=False)
     """The run this one fine-tunes (``training.init_from``), when it is in the same report."""
+    measured: dict[str, float] = field(default_factory=dict)
+    """Final values measured after training by the reproduction (the ensemble's fooling
+    ratio), beside those the run stored itself."""
 
     @property
     def run_dir(self) -> Path:
@@ -121,8 +129,9 @@ class ReportRun:
         return x + self.offset, values
 
     def final_value(self, metric: str) -> float | None:
-        """The final value of ``metric`` (``effective_rank/W1`` style keys), if finite."""
-        value = self.final.get(metric)
+        """The final value of ``metric`` (``effective_rank/W1`` style keys), if finite:
+        stored by the run, or measured after it (:attr:`measured`)."""
+        value = self.final.get(metric, self.measured.get(metric))
         if isinstance(value, (int, float)) and math.isfinite(value):
             return float(value)
         return None
@@ -179,6 +188,7 @@ class ReportSource:
     wall_time_s: float | None = None
     choices: list[str] = field(default_factory=list)
     masking: list[dict[str, Any]] = field(default_factory=list)
+    ensemble: list[dict[str, Any]] = field(default_factory=list)
     missing: list[dict[str, Any]] = field(default_factory=list)
     manifest: dict[str, Any] = field(default_factory=dict)
 
@@ -351,6 +361,13 @@ def _load_reproduction(directory: Path) -> ReportSource:
                 seed=int(entry["seed"]),
             )
         )
+    ensemble = [e for e in manifest.get("ensemble") or [] if isinstance(e, dict)]
+    by_key: dict[tuple[Any, ...], ReportRun] = {(r.model, r.method, r.seed): r for r in runs}
+    for entry in ensemble:
+        run = by_key.get((entry.get("model"), entry.get("method"), entry.get("seed")))
+        value = entry.get("fooling_ratio")
+        if run is not None and isinstance(value, (int, float)):
+            run.measured[f"fooling_ratio/{ENSEMBLE_LABEL}"] = float(value)
     recipe = manifest.get("recipe")
     profile = manifest.get("profile")
     title = str(manifest.get("title") or (f"{recipe} reproduction" if recipe else directory.name))
@@ -369,6 +386,7 @@ def _load_reproduction(directory: Path) -> ReportSource:
         wall_time_s=float(wall) if isinstance(wall, (int, float)) else None,
         choices=[str(c) for c in manifest.get("choices") or []],
         masking=[m for m in manifest.get("masking") or [] if isinstance(m, dict)],
+        ensemble=ensemble,
         missing=missing,
         manifest=manifest,
     )

@@ -49,7 +49,12 @@ from robustcompress.reporting.figures import (
     weight_figure,
 )
 from robustcompress.reporting.loading import ReportRun, ReportSource, layers_of
-from robustcompress.reporting.tables import Table, final_metrics_table
+from robustcompress.reporting.tables import (
+    Table,
+    ensemble_curve_table,
+    ensemble_table,
+    final_metrics_table,
+)
 
 FigureKind = Literal["weights", "structure", "information", "fooling", "accuracy"]
 
@@ -370,9 +375,11 @@ def generic_plan(source: ReportSource) -> ReportPlan:
 
 
 def final_tables(source: ReportSource, model: str) -> list[Table]:
-    """Two tables of final values per method: robustness (accuracy and every tracked
-    attack's fooling ratio) and structure (every registered structure measure the runs
-    recorded, per W_i). Captions name each attack's settings as the runs stored them."""
+    """Tables of final values per method: robustness (accuracy and every tracked
+    attack's fooling ratio), structure (every registered structure measure the runs
+    recorded, per W_i) and, in a reproduction that measured it, robust accuracy under the
+    AutoAttack-style ensemble and its ε-curves. Captions name each attack's settings as
+    the runs stored them."""
     metrics = final_metric_names(source, model)
     robustness = [m for m in metrics if catalogue.headline(m)]
     structure = [m for m in metrics if catalogue.is_group(m, "structure")]
@@ -420,6 +427,7 @@ def final_tables(source: ReportSource, model: str) -> list[Table]:
                 + ".",
             )
         )
+    tables += [t for t in (ensemble_table(source, model), ensemble_curve_table(source, model)) if t]
     return tables
 
 

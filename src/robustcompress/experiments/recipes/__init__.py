@@ -21,6 +21,7 @@ import importlib
 from robustcompress.errors import ConfigError
 from robustcompress.experiments.recipes.base import (
     MANIFEST_FILE,
+    EnsembleCheck,
     MaskingCheck,
     PlannedRun,
     Profile,
@@ -100,6 +101,7 @@ __all__ = [
     "BUILTIN_PAPERS",
     "MANIFEST_FILE",
     "RECIPES",
+    "EnsembleCheck",
     "MaskingCheck",
     "Method",
     "ModelEntry",

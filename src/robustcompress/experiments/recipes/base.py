@@ -6,17 +6,22 @@ validated :class:`~robustcompress.experiments.config.RunConfig` per model × met
 seed, with the method's id, display label and group. :func:`reproduce` runs them as
 one sweep (so finished runs are reused: a second call only recomputes what is
 missing), computes the gradient-masking flags of every finished model on a fixed
-test sample, and writes the *reproduction directory*::
+test sample and, when the profile asks for it (:class:`EnsembleCheck`), each model's
+robust accuracy under the AutoAttack-style ensemble, and writes the *reproduction
+directory*::
 
     <runs root>/reproductions/<recipe>-<profile>/manifest.json
     <runs root>/reproductions/<recipe>-<profile>/masking/<run dir name>.json  (cache)
+    <runs root>/reproductions/<recipe>-<profile>/ensemble/<run dir name>-….json  (cache)
 
 The manifest is the contract with :mod:`robustcompress.reporting`::
 
     {"recipe", "profile", "seeds", "started", "wall_time_s", "choices": [...],
      "runs": [{"run_dir" (relative to the manifest's folder), "model", "dataset",
                "method", "label", "group", "seed", "status"}, ...],
-     "masking": [{"model", "method", "seed", "run_dir", "flags": [...]}, ...]}
+     "masking": [{"model", "method", "seed", "run_dir", "flags": [...]}, ...],
+     "ensemble": [{"model", "method", "seed", "run_dir", "robust_accuracy",
+                   "fooling_ratio", "broken_by", "curve", ...}, ...]}
 """
 
 from __future__ import annotations
@@ -85,6 +90,44 @@ class MaskingCheck:
 
 
 @dataclass(frozen=True)
+class EnsembleCheck:
+    """Robust accuracy of every finished model under the AutoAttack-style ensemble
+    (:class:`robustcompress.attacks.AutoAttack`) at ``eps``, on a seeded test sample of
+    ``size`` images; ``steps`` and ``queries`` are the APGD stages' iterations and Square's
+    queries (AutoAttack's: 100 and 5,000). ``curve``: further ε at which the natural model
+    and each model's most robust method (the highest mean robust accuracy at ``eps``)
+    are attacked as well, for an ε-curve."""
+
+    size: int
+    eps: float = 0.05
+    seed: int = 0
+    version: str = "standard"
+    steps: int = 100
+    queries: int = 5000
+    curve: tuple[float, ...] = ()
+
+    def attack(self, eps: float | None = None) -> Any:
+        """The ensemble at ``eps`` (default: the check's), seeded with the check's seed."""
+        from robustcompress import attacks
+
+        return attacks.get(
+            "autoattack",
+            eps=self.eps if eps is None else eps,
+            version=self.version,
+            steps=self.steps,
+            queries=self.queries,
+            seed=self.seed,
+        )
+
+    def tag(self) -> str:
+        """What the cache files of this check are keyed by (besides the run)."""
+        return (
+            f"n{self.size}-eps{self.eps:g}-s{self.seed}-{self.version}"
+            f"-T{self.steps}-Q{self.queries}"
+        )
+
+
+@dataclass(frozen=True)
 class Profile(Generic[S]):
     """How big a reproduction is: seeds, a typed schedule per model, the masking check.
 
@@ -98,6 +141,8 @@ class Profile(Generic[S]):
     seeds: int
     settings: Mapping[str, S]
     masking: MaskingCheck
+    ensemble: EnsembleCheck | None = None
+    """The ensemble's robust accuracy of every final model (``None``: not measured)."""
 
     def __post_init__(self) -> None:
         if self.seeds < 1:
@@ -271,6 +316,11 @@ def reproduce(
             result = run_sweep(sweep, announced, runs_dir=root, on_done=on_done)
         records = dict(zip((p.config.name for p in planned), result.records, strict=True))
         masking = masking_flags_for(planned, records, chosen.masking, directory, pool, log=say)
+        ensemble = (
+            ensemble_for(planned, records, chosen.ensemble, directory, pool, log=say)
+            if chosen.ensemble is not None
+            else []
+        )
     runs = []
     for p in planned:
         record = records[p.config.name]
@@ -311,6 +361,7 @@ def reproduce(
         "choices": list(recipe.choices),
         "runs": runs,
         "masking": masking,
+        "ensemble": ensemble,
     }
     write_json_atomic(directory / MANIFEST_FILE, manifest)
     say(f"manifest written to {directory / MANIFEST_FILE} ({manifest['wall_time_s']} s)")
@@ -519,24 +570,9 @@ def masking_flags_for(
     todo = [
         (str(run_dir), p.dataset, check, str(out)) for p, run_dir, out in jobs if not out.exists()
     ]
-    if todo:
-        if log is not None:
-            log(f"masking checks: {len(todo)} model(s) on {check.size} test images")
-        if executor is None:
-            for job in todo:
-                _masking_job(job)
-        else:
-            clock = time.monotonic()
-            futures: dict[Future[Any], str] = {
-                executor.submit_job(_masking_job, job): Path(job[0]).name for job in todo
-            }
-            for done, future in enumerate(as_completed(futures), start=1):
-                future.result()
-                if log is not None:
-                    log(
-                        f"[{done}/{len(todo)}] masking check of {futures[future]} done; "
-                        f"elapsed {time.monotonic() - clock:.0f} s"
-                    )
+    if todo and log is not None:
+        log(f"masking checks: {len(todo)} model(s) on {check.size} test images")
+    _run_jobs(_masking_job, todo, "masking check", executor, log)
     rows = []
     for p, run_dir, out in jobs:
         rows.append(
@@ -549,6 +585,32 @@ def masking_flags_for(
             }
         )
     return rows
+
+
+def _run_jobs(
+    fn: Callable[[Any], None],
+    todo: Sequence[tuple[Any, ...]],
+    what: str,
+    executor: Executor | None,
+    log: Callable[[str], None] | None,
+) -> None:
+    """Run ``fn(job)`` for every job (first item: the run directory) in this process or
+    on ``executor``, logging ``[done/total] <what> of <run> done`` as each ends."""
+    if executor is None:
+        for job in todo:
+            fn(job)
+        return
+    clock = time.monotonic()
+    futures: dict[Future[Any], str] = {
+        executor.submit_job(fn, job): Path(job[0]).name for job in todo
+    }
+    for done, future in enumerate(as_completed(futures), start=1):
+        future.result()
+        if log is not None:
+            log(
+                f"[{done}/{len(todo)}] {what} of {futures[future]} done; "
+                f"elapsed {time.monotonic() - clock:.0f} s"
+            )
 
 
 def _masking_file(run: str, check: MaskingCheck) -> str:
@@ -603,5 +665,113 @@ def _masking_job(job: tuple[str, str, MaskingCheck, str]) -> None:
         },
         "masking_suspected": bool(record.masking_suspected),
         "flags": flags,
+    }
+    write_json_atomic(Path(out), json.loads(json.dumps(payload)))
+
+
+# ------------------------------------------------------------------ ensemble
+
+
+def ensemble_for(
+    planned: Sequence[PlannedRun],
+    records: Mapping[str, RunRecord | None],
+    check: EnsembleCheck,
+    directory: Path,
+    executor: Executor | None = None,
+    *,
+    log: Callable[[str], None] | None = None,
+) -> list[dict[str, Any]]:
+    """Robust accuracy of every finished run under the ensemble (cached per run in
+    ``ensemble/``), then an ε-curve (``check.curve``) for each model's natural runs and
+    the runs of its most robust method (highest mean robust accuracy at ``check.eps``).
+
+    A row per run: model, method, seed, run_dir, and what :func:`_ensemble_job` stored
+    (``robust_accuracy``, ``fooling_ratio`` over the correctly classified inputs, the
+    inputs each stage broke, the attack's settings, ``curve`` when computed).
+    """
+    cache = directory / "ensemble"
+    cache.mkdir(parents=True, exist_ok=True)
+    finished = [
+        (p, record.run_dir)
+        for p in planned
+        if (record := records.get(p.config.name)) is not None and record.status == "finished"
+    ]
+
+    def jobs(runs: Sequence[tuple[PlannedRun, Path]], eps: tuple[float, ...], kind: str) -> list:
+        files = [cache / f"{run_dir.name}-{kind}-{check.tag()}.json" for _, run_dir in runs]
+        return [
+            (str(run_dir), p.dataset, check, eps, str(f))
+            for (p, run_dir), f in zip(runs, files, strict=True)
+        ]
+
+    main = jobs(finished, (check.eps,), "at")
+    todo = [job for job in main if not Path(job[-1]).exists()]
+    if todo and log is not None:
+        log(f"ensemble ({check.version}): {len(todo)} model(s) on {check.size} test images")
+    _run_jobs(_ensemble_job, todo, "ensemble attack", executor, log)
+    rows = [
+        {"model": p.model, "method": p.method, "seed": p.seed, **read_json(Path(job[-1]))}
+        for (p, _), job in zip(finished, main, strict=True)
+    ]
+    for row, (_, run_dir) in zip(rows, finished, strict=True):
+        row["run_dir"] = os.path.relpath(run_dir, directory)
+    further = tuple(sorted(set(check.curve) - {check.eps}))
+    if further:
+        extra = jobs(_curve_runs(finished, rows), further, "curve")
+        todo = [job for job in extra if not Path(job[-1]).exists()]
+        if todo and log is not None:
+            log(f"ensemble ε-curves: {len(todo)} model(s) at ε = {list(further)}")
+        _run_jobs(_ensemble_job, todo, "ensemble ε-curve", executor, log)
+        by_dir = {str(run_dir): row for (_, run_dir), row in zip(finished, rows, strict=True)}
+        for job in extra:
+            row = by_dir[job[0]]
+            row["curve"] = {**row["curve"], **read_json(Path(job[-1]))["curve"]}
+    return rows
+
+
+def _curve_runs(
+    finished: Sequence[tuple[PlannedRun, Path]], rows: Sequence[Mapping[str, Any]]
+) -> list[tuple[PlannedRun, Path]]:
+    """Per model: the natural runs and those of the method with the highest mean robust
+    accuracy among the others."""
+    values: dict[tuple[str, str], list[float]] = {}
+    for (p, _), row in zip(finished, rows, strict=True):
+        values.setdefault((p.model, p.method), []).append(float(row["robust_accuracy"]))
+    mean = {key: sum(v) / len(v) for key, v in values.items()}
+    best: dict[str, str] = {}
+    for model, method in sorted(mean, key=mean.__getitem__, reverse=True):
+        if method != "natural":
+            best.setdefault(model, method)
+    return [(p, d) for p, d in finished if p.method in ("natural", best.get(p.model))]
+
+
+def _ensemble_job(job: tuple[str, str, EnsembleCheck, tuple[float, ...], str]) -> None:
+    """Attack one stored model with the ensemble at each ε and write what it found."""
+    run_dir, dataset, check, eps_list, out = job
+    from robustcompress.data import load_dataset
+    from robustcompress.training import load_model
+
+    model = load_model(run_dir).eval()
+    test = load_dataset(dataset, "test", limit=check.size, seed=check.seed)
+    results = {}
+    seconds = {}
+    for eps in eps_list:
+        clock = time.perf_counter()
+        results[eps] = check.attack(eps).evaluate(model, test.images, test.labels)
+        seconds[eps] = round(time.perf_counter() - clock, 2)
+    first = results[eps_list[0]]
+    correct = sum(b != "clean" for b in first.broken_by)
+    robust = sum(b is None for b in first.broken_by)
+    payload = {
+        "eps": eps_list[0],
+        "n": len(first.broken_by),
+        "attack": {"attack": "autoattack", **check.attack(eps_list[0]).settings()},
+        "stages": list(first.stages),
+        "clean_accuracy": first.clean_accuracy,
+        "robust_accuracy": first.robust_accuracy,
+        "fooling_ratio": (correct - robust) / correct if correct else None,
+        "broken_by": first.counts(),
+        "seconds": seconds[eps_list[0]],
+        "curve": {f"{e:g}": r.robust_accuracy for e, r in results.items()},
     }
     write_json_atomic(Path(out), json.loads(json.dumps(payload)))

@@ -34,6 +34,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from robustcompress.experiments.recipes import (
+    EnsembleCheck,
     MaskingCheck,
     Method,
     ModelEntry,
@@ -257,13 +258,19 @@ def schedule(
     )
 
 
+QUICK_ENSEMBLE = EnsembleCheck(size=100, steps=10, queries=100, curve=(0.1,))
+"""The quick profile's ensemble: a smoke test of the step (AutoAttack spends 100 APGD
+steps and 5,000 Square queries). The full and paper profiles do not run the ensemble
+yet: its cost on 24-45 models is still to be measured and budgeted."""
+
 PROFILES: dict[str, Profile[Schedule]] = {
     "quick": Profile(
         name="quick",
         description=(
             "smoke test: FCNN 10000 MNIST / CNN 4000 F-MNIST training images, "
             "5 (FCNN) / 2 (CNN) natural epochs, 2 / 1 fine-tuning epochs, tracking on "
-            "300 / 150 test images, MI on 300, masking checks on 200, one seed"
+            "300 / 150 test images, MI on 300, masking checks on 200, the ensemble "
+            "(10 APGD steps, 100 Square queries) on 100, one seed"
         ),
         seeds=1,
         settings={
@@ -271,6 +278,7 @@ PROFILES: dict[str, Profile[Schedule]] = {
             "cnn": schedule(4000, 2, 1, 150, 2, 3),
         },
         masking=MaskingCheck(size=200),
+        ensemble=QUICK_ENSEMBLE,
     ),
     "full": Profile(
         name="full",

@@ -30,7 +30,7 @@ from __future__ import annotations
 from robustcompress import catalogue
 from robustcompress.papers.langenberg2019.recipe import METHODS, PAPER_ACCURACY
 from robustcompress.reporting.claims import ClaimSpec, ComparisonSpec
-from robustcompress.reporting.loading import ReportSource
+from robustcompress.reporting.loading import ENSEMBLE_LABEL, ReportSource
 from robustcompress.reporting.plans import (
     evaluate_claims,
     masking_required,
@@ -166,6 +166,34 @@ def claim_specs(source: ReportSource) -> list[ClaimSpec]:
             remark,
         )
     )
+    ensemble = catalogue.fooling_ratio_key(ENSEMBLE_LABEL)
+    if any(ensemble in r.measured for r in source.finished):
+        specs += [
+            ClaimSpec(
+                "claim-2-autoattack",
+                "Claim 2 under the strongest attack: the AutoAttack-style ensemble",
+                "Every regularized method lowers the fooling ratio under the ensemble "
+                f"(APGD-CE, APGD-T, Square; at the paper's ε) compared with {against}: "
+                "does the effect survive an attack that does not rely on one gradient?",
+                tuple(
+                    ComparisonSpec(model, baseline, method, ensemble, "lower")
+                    for model in models
+                    if baseline in source.methods(model)
+                    for method in regularized_methods(source, model)
+                ),
+            ),
+            ClaimSpec(
+                "remark-autoattack",
+                "Remark under the ensemble",
+                "Every regularized method keeps a higher fooling ratio under the ensemble "
+                "than PGD adversarial training.",
+                tuple(
+                    ComparisonSpec(model, "pgd", method, ensemble, "higher")
+                    for model in models
+                    for method in regularized_methods(source, model)
+                ),
+            ),
+        ]
     return specs
 
 
