@@ -61,6 +61,18 @@ def test_natural_training_tracks_checkpoints_and_learns(make_trainer: MakeTraine
     assert 0 < result.timing["tracking_fraction"] < 1
 
 
+def test_tracking_every_k_th_epoch_end_and_the_last(make_trainer: MakeTrainer) -> None:
+    trainer = make_trainer(epochs=5, track_every_epochs=2)
+    result = trainer.fit()
+    steps = sorted({r["step"] for r in read_metrics(trainer.metrics_path)})
+    assert steps == [0, 8, 16, 20]  # the start, epochs 2 and 4, and the last (5)
+    assert result.timing["tracking_events"] == 4
+    names = [p.name for p in list_checkpoints(trainer.checkpoint_dir)]
+    assert len(names) == 5  # checkpoints stay at every epoch end
+    with pytest.raises(ConfigError, match="track_every_epochs must be ≥ 1"):
+        make_trainer(track_every_epochs=0)
+
+
 def test_interrupted_run_resumes_to_identical_metrics(
     make_trainer: MakeTrainer, tmp_path: Path
 ) -> None:

@@ -484,6 +484,12 @@ class TrackingConfig(_Section):
     """What is measured on the fixed evaluation subset, and how often."""
 
     every: int = Field(default=0, ge=0, description="track every N steps; 0: at epoch ends only")
+    every_epochs: int = added_field(
+        1,
+        ge=1,
+        description="track at every k-th epoch end (and the last epoch's); 1: every epoch "
+        "end. Tracking passes dominate long runs of small models: k > 1 thins them out",
+    )
     eval_size: int = Field(default=500, gt=0, description="size of the evaluation subset")
     eval_split: Literal["test", "train"] = "test"
     eval_seed: int = Field(default=0, ge=0, description="seed of the evaluation subset")

@@ -328,6 +328,7 @@ def _train(
             proximal=config.proximal,
             seed=config.seed,
             track_every=tracking.every,
+            track_every_epochs=tracking.every_epochs,
             checkpoint_every=config.checkpoint.every,
         )
         trainer = Trainer(

@@ -34,7 +34,8 @@ such as pruning schedules that a run config names in its ``extras`` list (regist
 :mod:`robustcompress.training.extras`). Their hooks and how their state is saved are
 described on :class:`Callback`.
 
-Every ``track_every`` steps, at every epoch end and before the first step the
+Every ``track_every`` steps, at every epoch end (every ``track_every_epochs``-th and
+the last, when that is set) and before the first step the
 trackers (:mod:`robustcompress.training.trackers`) are evaluated on the fixed
 evaluation subset and their rows appended to ``metrics.jsonl``. A checkpoint is
 written at every epoch end and every ``checkpoint_every`` steps
@@ -139,8 +140,10 @@ class TrainingSettings:
 
     ``schedule``, ``step_size`` and ``gamma`` scale each parameter group's initial
     learning rate (:func:`learning_rate`). ``track_every`` and ``checkpoint_every``
-    count optimiser steps; 0 means "at epoch ends only". The defaults here are
-    neutral; the paper's defaults are in the experiment config schema.
+    count optimiser steps; 0 means "at epoch ends only". ``track_every_epochs = k``
+    tracks at every k-th epoch end and at the last epoch's only (1: every epoch end).
+    The defaults here are neutral; the paper's defaults are in the experiment config
+    schema.
     """
 
     epochs: int
@@ -152,9 +155,10 @@ class TrainingSettings:
     seed: int = 0
     track_every: int = 0
     checkpoint_every: int = 0
+    track_every_epochs: int = 1
 
     def __post_init__(self) -> None:
-        for name in ("epochs", "batch_size"):
+        for name in ("epochs", "batch_size", "track_every_epochs"):
             if getattr(self, name) < 1:
                 raise ConfigError(f"training: {name} must be ≥ 1, got {getattr(self, name)}")
         if self.schedule not in SCHEDULES:
@@ -498,7 +502,10 @@ class Trainer:
             for callback in self.callbacks:
                 callback.on_step_end(self, pos.step, terms)
             epoch_end = pos.batch == self.steps_per_epoch
-            if epoch_end or (s.track_every and pos.step % s.track_every == 0):
+            tracked_end = epoch_end and (
+                pos.epoch % s.track_every_epochs == 0 or pos.epoch == s.epochs
+            )
+            if tracked_end or (s.track_every and pos.step % s.track_every == 0):
                 self._track()
             if epoch_end:
                 for callback in self.callbacks:

@@ -78,16 +78,23 @@ def adversarial(
 
 @dataclass(frozen=True)
 class Phase:
-    """One training phase of a schedule: epochs and about how many tracking events."""
+    """One training phase of a schedule: epochs and about how many tracking events.
+
+    Runs track at every epoch end and ``track_points`` spread over the steps
+    (:func:`track_every`); ``every_epochs = k > 1`` thins the epoch ends out to every
+    k-th and the last (``tracking.every_epochs``), for long phases where tracking
+    passes would cost more than training.
+    """
 
     epochs: int
     track_points: int
+    every_epochs: int = 1
 
     def __post_init__(self) -> None:
-        if self.epochs < 1 or self.track_points < 0:
+        if self.epochs < 1 or self.track_points < 0 or self.every_epochs < 1:
             raise ConfigError(
-                f"a phase needs epochs ≥ 1 and track_points ≥ 0 (got {self.epochs}, "
-                f"{self.track_points})"
+                f"a phase needs epochs ≥ 1, track_points ≥ 0 and every_epochs ≥ 1 (got "
+                f"{self.epochs}, {self.track_points}, {self.every_epochs})"
             )
 
 
@@ -197,6 +204,8 @@ def method_config(
     optimizer = dict(optimizers["finetune" if fine_tuning else "scratch"])
     every = track_every(schedule.train_limit, entry.dataset, int(optimizer["batch_size"]), phase)
     tracking: dict[str, Any] = {"every": every, "eval_size": schedule.eval_size}
+    if phase.every_epochs > 1:
+        tracking["every_epochs"] = phase.every_epochs
     if schedule.tracked_attacks is not None:
         tracking["attacks"] = {k: dict(v) for k, v in schedule.tracked_attacks.items()}
     if schedule.mi_eval_size:
