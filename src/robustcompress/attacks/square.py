@@ -34,7 +34,7 @@ from torch import nn
 
 from robustcompress.attacks._utils import require_choice, require_int, require_number
 from robustcompress.attacks.base import FixedEpsilonAttack, register_attack
-from robustcompress.attacks.ops import ThreatModel, margin
+from robustcompress.attacks.ops import margin
 from robustcompress.errors import AttackError
 
 #: Losses Square can lower: the margin ``z_y − max_{j≠y} z_j`` or ``−CE``.
@@ -133,33 +133,42 @@ class LinfSquare(FixedEpsilonAttack):
         y: torch.Tensor,
         g: torch.Generator | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """One run on every input. The inputs still to break are kept packed (their
+        images, bounds, labels and scores), so an iteration touches only them; an input
+        leaves the pack when it is broken. ``lo``/``hi`` is the ε-ball ∩ box per pixel."""
         n, c, h, w = x.shape
-        threat = ThreatModel("linf", self.eps)
-        stripes = _random_signs((n, c, 1, w), x, g)
-        best = threat.clip_box(x + self.eps * stripes)
-        best_margin, best_loss = _scores(model, best, y, self.loss)
+        eps = self.eps
+        lo, hi = (x - eps).clamp(0.0, 1.0), (x + eps).clamp(0.0, 1.0)
+        best = (x + eps * _random_signs((n, c, 1, w), x, g)).clamp(lo, hi)
+        margins, losses = _scores(model, best, y, self.loss)
         rows_h = torch.arange(h, device=x.device)
         rows_w = torch.arange(w, device=x.device)
+        idx = (margins >= 0).nonzero().squeeze(1)
+        cur, lo_a, hi_a, y_a = best[idx], lo[idx], hi[idx], y[idx]
+        margin_a, loss_a = margins[idx], losses[idx]
         for i in range(self.queries):
-            active = (best_margin >= 0).nonzero().squeeze(1)
-            if not active.numel():
+            k = idx.numel()
+            if not k:
                 break
-            k = active.numel()
             p = square_fraction(self.p_init, i, self.queries)
             s = min(max(round((p * h * w) ** 0.5), 1), h, w)
-            top = torch.randint(0, h - s + 1, (k,), generator=g, device=x.device)
-            left = torch.randint(0, w - s + 1, (k,), generator=g, device=x.device)
-            inside_h = (rows_h[None] >= top[:, None]) & (rows_h[None] < top[:, None] + s)
-            inside_w = (rows_w[None] >= left[:, None]) & (rows_w[None] < left[:, None] + s)
+            top = torch.randint(0, h - s + 1, (k, 1), generator=g, device=x.device)
+            left = torch.randint(0, w - s + 1, (k, 1), generator=g, device=x.device)
+            inside_h = (rows_h >= top) & (rows_h < top + s)
+            inside_w = (rows_w >= left) & (rows_w < left + s)
             window = (inside_h[:, :, None] & inside_w[:, None, :])[:, None]  # k×1×h×w
-            signs = _random_signs((k, c, 1, 1), x, g)
-            current = best[active]
-            candidate = torch.where(window, current + 2 * self.eps * signs, current)
-            candidate = threat.project(candidate, x[active])
-            m, value = _scores(model, candidate, y[active], self.loss)
-            keep = (value < best_loss[active]) | (m < 0)
-            chosen = active[keep]
-            best[chosen] = candidate[keep]
-            best_margin[chosen] = m[keep]
-            best_loss[chosen] = torch.minimum(value[keep], best_loss[chosen])
-        return best, best_margin < 0
+            step = (2 * eps) * _random_signs((k, c, 1, 1), x, g)
+            candidate = torch.where(window, torch.clamp(cur + step, lo_a, hi_a), cur)
+            m, value = _scores(model, candidate, y_a, self.loss)
+            keep = (value < loss_a) | (m < 0)
+            cur = torch.where(keep[:, None, None, None], candidate, cur)
+            margin_a = torch.where(keep, m, margin_a)
+            loss_a = torch.where(keep, torch.minimum(value, loss_a), loss_a)
+            broken = margin_a < 0
+            if broken.any():
+                best[idx[broken]], margins[idx[broken]] = cur[broken], margin_a[broken]
+                left_in = ~broken
+                idx, cur, lo_a, hi_a, y_a = (t[left_in] for t in (idx, cur, lo_a, hi_a, y_a))
+                margin_a, loss_a = margin_a[left_in], loss_a[left_in]
+        best[idx], margins[idx] = cur, margin_a
+        return best, margins < 0
