@@ -204,15 +204,10 @@ def check_iterative_vs_single_step(
     every attack and every ε > 0 both were run at (NaN ratios are skipped).
     """
     name = "iterative_weaker_than_single_step"
-    gaps: list[tuple[float, str, float]] = []
-    for label, curve in iterative.items():
-        for eps, fr in curve.items():
-            ref = single_step.get(eps)
-            if eps > 0 and ref is not None and np.isfinite(ref) and np.isfinite(fr):
-                gaps.append((ref - fr, label, eps))
-    if not gaps:
+    largest = _largest_difference(single_step, iterative, sign=-1.0)
+    if largest is None:
         return _not_checked(name, margin, "no iterative ℓ∞ attack shares an ε with FGSM")
-    gap, label, eps = max(gaps)
+    gap, label, eps = largest
     return MaskingFlag(
         name,
         gap > margin,
@@ -222,6 +217,25 @@ def check_iterative_vs_single_step(
         f"the same ε ({label} at ε={eps:g}; triggers above {margin:g}): an iterative attack "
         "can take the single step and more, so trailing it means its gradients mislead",
     )
+
+
+def _largest_difference(
+    reference: Mapping[float, float],
+    curves: Mapping[str, Mapping[float, float]],
+    sign: float,
+) -> tuple[float, str, float] | None:
+    """``max sign·(FR_curve(ε) − FR_reference(ε))`` over the curves and every ε > 0 both
+    were run at (NaN ratios skipped), with the curve's label and that ε; None if none."""
+    found = [
+        (sign * (fr - ref), label, eps)
+        for label, curve in curves.items()
+        for eps, fr in curve.items()
+        if eps > 0
+        and (ref := reference.get(eps)) is not None
+        and np.isfinite(ref)
+        and np.isfinite(fr)
+    ]
+    return max(found) if found else None
 
 
 def check_black_box_vs_white_box(
@@ -238,17 +252,11 @@ def check_black_box_vs_white_box(
     Hein 2020, §5; Carlini et al. 2019, §5).
     """
     name = "black_box_stronger_than_white_box"
-    leads: list[tuple[float, str, float]] = []
-    for label, curve in black_box.items():
-        for eps, fr in curve.items():
-            ref = white_box.get(eps)
-            if eps > 0 and ref is not None and np.isfinite(ref) and np.isfinite(fr):
-                leads.append((fr - ref, label, eps))
-    if not leads:
-        return _not_checked(
-            name, margin, "no score-based ℓ∞ attack shares an ε with a gradient one"
-        )
-    lead, label, eps = max(leads)
+    largest = _largest_difference(white_box, black_box, sign=1.0)
+    if largest is None:
+        why = "no score-based ℓ∞ attack shares an ε with a gradient one"
+        return _not_checked(name, margin, why)
+    lead, label, eps = largest
     return MaskingFlag(
         name,
         lead > margin,

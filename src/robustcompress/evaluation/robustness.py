@@ -775,26 +775,19 @@ def masking_flags(record: EvaluationRecord) -> list[MaskingFlag]:
         )
     every = {**record.attacks, **record.references}
     fgsm = _fooling_by_eps(record, record.references["reference_fgsm"])
-    iterative = {
-        label: _fooling_by_eps(record, curve)
-        for label, curve in every.items()
-        if curve.kind == FIXED and checks.compared_as_iterative(curve.capabilities, curve.norm)
-    }
-    single_step = _best_by_eps(
-        _fooling_by_eps(record, curve)
-        for curve in every.values()
-        if curve.kind == FIXED and checks.compared_as_single_step(curve.capabilities, curve.norm)
-    )
-    black_box = {
-        label: _fooling_by_eps(record, curve)
-        for label, curve in every.items()
-        if curve.kind == FIXED and checks.compared_as_black_box(curve.capabilities, curve.norm)
-    }
-    white_box = _best_by_eps(
-        _fooling_by_eps(record, curve)
-        for curve in every.values()
-        if curve.kind == FIXED and checks.compared_as_white_box(curve.capabilities, curve.norm)
-    )
+
+    def fooling_where(compared: Callable[[Mapping[str, bool], str | None], bool]) -> dict:
+        """``{label: {ε: FR}}`` of the fixed-budget curves ``compared`` selects."""
+        return {
+            label: _fooling_by_eps(record, curve)
+            for label, curve in every.items()
+            if curve.kind == FIXED and compared(curve.capabilities, curve.norm)
+        }
+
+    iterative = fooling_where(checks.compared_as_iterative)
+    single_step = _best_by_eps(fooling_where(checks.compared_as_single_step).values())
+    black_box = fooling_where(checks.compared_as_black_box)
+    white_box = _best_by_eps(fooling_where(checks.compared_as_white_box).values())
     curves = {
         label: (
             [e for e in curve.eps if e is not None],
