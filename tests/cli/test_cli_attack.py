@@ -40,7 +40,7 @@ def test_json_curve_for_an_untrained_model(capsys: pytest.CaptureFixture[str]) -
     assert pgd["summary"][0]["fooling_ratio"] == 0.0
     # --steps only where it applies
     assert out["attacks"]["fgsm"]["settings"] == {"seed": 0, "clip": True}
-    assert len(out["masking"]) == 5
+    assert len(out["masking"]) == 6  # five masking checks and the near-chance guard
     # an untrained model is at chance: its fooling ratios are flagged, not reported as robust
     near_chance = next(f for f in out["masking"] if f["name"] == "near_chance_accuracy")
     assert near_chance["triggered"] and near_chance["value"] <= 0.2
