@@ -242,7 +242,12 @@ PAPER_TRACK_EVERY_EPOCHS = {"fcnn": (10, 2), "cnn": (5, 1)}
 the last. Tracking passes, not training, dominated the first run of this profile: the
 FCNN's (six attacks and the MI bounds on 1000 images) took 2.2 s against 1.3 s per
 training epoch, 64% of a 300-epoch run; the CNN's 70 s against 51 s. Natural training
-then checks the accuracy target every 10 (FCNN) or 5 (CNN) epochs."""
+then checks the accuracy target every 10 (FCNN) or 5 (CNN) epochs.
+
+The profile's cost estimated from those timings (2 workers on 2 cores): natural training
+38 (FCNN, 5 seeds) + 89 (CNN, 3 seeds) core-minutes, fine-tuning 57 + 70, masking
+checks about 32; about 286 core-minutes, about 145 minutes of wall time if the two
+workers stay busy. Not yet measured as a whole."""
 
 PAPER_FINETUNE = {"fcnn": 20, "cnn": 1}
 """Fine-tuning epochs in the paper profile (the paper does not state them; see CHOICES)."""
