@@ -92,3 +92,14 @@ def test_bad_input_and_settings(tiny_model) -> None:
         attacks.get("square", queries=0)
     with pytest.raises(AttackError, match="loss must be one of margin, ce"):
         attacks.get("square", loss="dlr")
+
+
+def test_output_is_an_ordinary_tensor(trained_fcnn, mnist_batch) -> None:
+    """Square scores under ``torch.inference_mode``; what it returns must still work with
+    autograd (adversarial training differentiates through the model at x_adv)."""
+    x, y = mnist_batch
+    x_adv = make_attack("square", eps=0.05, queries=20, seed=0)(trained_fcnn, x[:16], y[:16])
+    assert not x_adv.is_inference()
+    x_adv.requires_grad_(True)
+    (grad,) = torch.autograd.grad(trained_fcnn(x_adv).sum(), x_adv)  # no parameter .grad
+    assert grad.shape == x_adv.shape

@@ -55,7 +55,7 @@ def _scores(
     model: nn.Module, x: torch.Tensor, y: torch.Tensor, loss: str
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """``(margin z_y − max_{j≠y} z_j, loss to lower)``: misclassified iff margin < 0."""
-    with torch.no_grad():
+    with torch.inference_mode():
         logits = model(x)
     m = -margin(logits, y)
     return m, (m if loss == "margin" else -F.cross_entropy(logits, y, reduction="none"))
@@ -121,7 +121,9 @@ class LinfSquare(FixedEpsilonAttack):
             rows = (~fooled).nonzero().squeeze(1)
             if not rows.numel():
                 break
-            x_adv, now = self._one_run(model, x[rows], y[rows], generator)
+            with torch.inference_mode():  # scores only: no autograd bookkeeping at all
+                x_adv, now = self._one_run(model, x[rows], y[rows], generator)
+            x_adv, now = x_adv.clone(), now.clone()  # normal tensors again
             out[rows] = x_adv
             fooled[rows[now]] = True
         return out
