@@ -84,6 +84,18 @@ def test_a_black_box_attack_beating_every_gradient_attack_is_flagged(
     assert _flags(asked)["black_box_stronger_than_white_box"].triggered
 
 
+def test_no_reference_square_on_large_evaluations(
+    small_model: nn.Module, small_batch: tuple[torch.Tensor, ...]
+) -> None:
+    x, y = small_batch
+    big = (x.repeat(26, 1, 1, 1), y.repeat(26))  # 1,040 inputs
+    record = evaluate(small_model, big, ["fgsm", "pgd"], eps=[0.1])
+    assert "reference_square" not in record.references
+    flag = _flags(record)["black_box_stronger_than_white_box"]
+    assert not flag.checked and "at most 1000 inputs" in flag.explanation
+    assert "reference_square" in evaluate(small_model, small_batch, "pgd", eps=[0.1]).references
+
+
 def test_check_large_eps() -> None:
     assert check_large_eps(0.5).triggered
     assert not check_large_eps(1.0).triggered

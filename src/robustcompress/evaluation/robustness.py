@@ -484,7 +484,7 @@ def _rows(attack: Attack, kind: str, grid: list[float] | None) -> list[float | N
     return [None]
 
 
-def _masking_plans(plans: list[_Plan]) -> list[_Plan]:
+def _masking_plans(plans: list[_Plan], inputs: int | None = None) -> list[_Plan]:
     """Reference runs for the masking checks: FGSM (ε grid ∪ {1}) and, if needed, PGD
     and Square.
 
@@ -492,7 +492,10 @@ def _masking_plans(plans: list[_Plan]) -> list[_Plan]:
     (:func:`~robustcompress.evaluation.masking.compared_as_iterative`), the reference
     Square (:data:`~robustcompress.evaluation.masking.REFERENCE_SQUARE_QUERIES` queries,
     seed 0) only when no requested attack is score-based, at the largest ε of the
-    iterative attacks below the very large one.
+    iterative attacks below the very large one, and only on evaluations of at most
+    :data:`~robustcompress.evaluation.masking.REFERENCE_SQUARE_MAX_INPUTS` inputs (its
+    cost grows with the robust inputs times the queries; larger evaluations leave the
+    black-box check unchecked unless a score-based attack is requested).
     """
     iterative = [
         p
@@ -522,7 +525,8 @@ def _masking_plans(plans: list[_Plan]) -> list[_Plan]:
         for p in plans
     )
     square_eps = max(iterative_eps - {checks.LARGE_EPS}, default=None)
-    if not black_box and square_eps is not None:
+    small = inputs is not None and inputs <= checks.REFERENCE_SQUARE_MAX_INPUTS
+    if not black_box and square_eps is not None and small:
         queries = checks.REFERENCE_SQUARE_QUERIES
         square = attack_registry.get("square", eps=square_eps, queries=queries, seed=0)
         refs.append(_Plan("reference_square", square, FIXED, [square_eps]))
@@ -701,7 +705,7 @@ def evaluate(
         for label, attack in labelled.items()
         for kind in [_kind(attack)]
     ]
-    references = _masking_plans(plans) if check_masking else []
+    references = _masking_plans(plans, _input_count(data)) if check_masking else []
     if device is None:
         target = _model_device(model)
     else:
