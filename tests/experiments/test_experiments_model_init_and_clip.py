@@ -12,33 +12,23 @@ from typing import Any
 
 import pytest
 import torch
-import yaml
+from generated_runs import GENERATED, run_quietly, write_config
 
 from robustcompress.errors import ConfigError
-from robustcompress.experiments import config_hash, parse_config, run
+from robustcompress.experiments import config_hash, parse_config
 from robustcompress.experiments.recipes.methods import deep_merge
 from robustcompress.models import create_model, initialize
 from robustcompress.training import Trainer, derive_seed, load_model
 
-BASE: dict[str, Any] = {
-    "data": {"dataset": "synthetic-subspace", "limit": 128},
-    "model": {"name": "fcnn", "kwargs": {"hidden": [16]}},
-    "optimizer": {"epochs": 2, "batch_size": 32, "lr": 0.1, "momentum": 0.9},
-    "tracking": {"eval_size": 64, "attacks": {"fgsm": {"eps": 0.05}}},
-    "device": "cpu",
-}
-"""FCNN 784→16→10 on 128 generated examples: 4 steps per epoch, 2 epochs."""
+BASE = deep_merge(GENERATED, {"tracking": {"eval_size": 64}})
+"""FCNN 784→16→10 on 128 generated examples (4 steps per epoch, 2 epochs), 64 tracked."""
 
 
 def _config(directory: Path, name: str, **overrides: Any) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(deep_merge(BASE, {"name": name, **overrides})))
-    return path
+    return write_config(directory, name, BASE, **overrides)
 
 
-def _run(config: Path, runs: Path) -> Any:
-    return run(config, runs_dir=runs, progress=False, echo=False)
+_run = run_quietly
 
 
 # ------------------------------------------------------------------ model.init

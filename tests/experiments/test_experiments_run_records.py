@@ -17,35 +17,18 @@ import numpy as np
 import pytest
 import torch
 import yaml
+from generated_runs import run_quietly, write_config
 
 from robustcompress import cli
 from robustcompress.data.idx import write_idx
 from robustcompress.errors import CheckpointError, DataError
-from robustcompress.experiments import config_hash, parse_config, read_record, resume, run
-from robustcompress.experiments.recipes.methods import deep_merge
+from robustcompress.experiments import config_hash, parse_config, read_record, resume
 from robustcompress.experiments.store import run_status
 from robustcompress.training import Trainer, read_checkpoint
 from robustcompress.training.checkpoint import list_checkpoints
 
-BASE: dict[str, Any] = {
-    "data": {"dataset": "synthetic-subspace", "limit": 128},
-    "model": {"name": "fcnn", "kwargs": {"hidden": [16]}},
-    "optimizer": {"epochs": 2, "batch_size": 32, "lr": 0.1, "momentum": 0.9},
-    "tracking": {"eval_size": 32, "attacks": {"fgsm": {"eps": 0.05}}},
-    "device": "cpu",
-}
-"""FCNN 784→16→10 on 128 generated examples: 4 steps per epoch, 2 epochs."""
-
-
-def _config(directory: Path, name: str, **overrides: Any) -> Path:
-    directory.mkdir(parents=True, exist_ok=True)
-    path = directory / f"{name}.yaml"
-    path.write_text(yaml.safe_dump(deep_merge(BASE, {"name": name, **overrides})))
-    return path
-
-
-def _run(config: Any, runs: Path) -> Any:
-    return run(config, runs_dir=runs, progress=False, echo=False)
+_config = write_config
+_run = run_quietly
 
 
 def flip_bytes(path: Path, count: int = 4) -> None:
