@@ -110,7 +110,7 @@ def test_misclassified_inputs_are_returned_unchanged(tiny_model, tiny_batch) -> 
         assert torch.equal(make_attack(name, seed=0)(tiny_model, x, wrong), x)
 
 
-def test_run_keeps_the_best_loss_and_halves_steps(trained_fcnn, mnist_batch) -> None:
+def test_run_returns_a_feasible_point_no_worse_than_its_start(trained_fcnn, mnist_batch) -> None:
     """``apgd_run``'s point for an input it does not fool has the highest loss seen,
     which is at least the loss at its start."""
     x, y = mnist_batch

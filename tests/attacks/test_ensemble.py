@@ -50,6 +50,7 @@ def test_stages_see_only_the_still_robust_inputs() -> None:
     assert result.broken_by == ("first", "second", "first", None, CLEAN)
     assert result.counts() == {CLEAN: 1, "first": 2, "second": 1, "robust": 1}
     assert result.robust_accuracy == 0.2 and result.clean_accuracy == 0.8
+    assert result.fooling_ratio == 0.75  # 3 of the 4 correctly classified inputs
     assert result.robust.tolist() == [False, False, False, True, False]
     assert torch.equal(result.x_adv[3], x[3]) and result.x_adv[0, 0, 0, 1] == 1.0
 

@@ -288,12 +288,18 @@ class Attack:
         g.manual_seed(self.seed)
         return g
 
-    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    def check_inputs(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> None:
+        """The checks every call makes (see the module docstring): finite ``x`` in [0, 1]
+        of the model's dtype, int64 labels of matching length, each a class of the model."""
         _check_inputs(self.name, x, y)
         _check_dtype(self.name, model, x)
+        with attack_mode(model):
+            _check_label_range(self.name, model, x.detach(), y.detach())
+
+    def __call__(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+        self.check_inputs(model, x, y)
         x, y = x.detach(), y.detach()
         with attack_mode(model), torch.enable_grad():
-            _check_label_range(self.name, model, x, y)
             size = self._resolved_chunk_size(model, x)
             generator = self.generator(x.device)
             if size >= x.shape[0]:

@@ -23,15 +23,21 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import torch
 from torch import nn
 
 from robustcompress.attacks._utils import require_choice, require_int
-from robustcompress.attacks.base import Attack, FixedEpsilonAttack, get, register_attack
-from robustcompress.attacks.ops import NORMS
+from robustcompress.attacks.base import (
+    Attack,
+    FixedEpsilonAttack,
+    attack_mode,
+    get,
+    register_attack,
+)
+from robustcompress.attacks.ops import NORMS, predict
 
 #: Each version's stages: ``(label, attack name, settings)``; ``{norm}`` picks the ℓ2 name.
 VERSIONS: dict[str, tuple[tuple[str, str, dict[str, Any]], ...]] = {
@@ -78,6 +84,13 @@ class EnsembleResult:
         return sum(b is None for b in self.broken_by) / n if n else float("nan")
 
     @property
+    def fooling_ratio(self) -> float | None:
+        """The share of the correctly classified inputs some stage broke (None if none
+        was correct): the fooling ratio of the ensemble."""
+        correct = sum(b != CLEAN for b in self.broken_by)
+        return sum(b not in (CLEAN, None) for b in self.broken_by) / correct if correct else None
+
+    @property
     def clean_accuracy(self) -> float:
         n = len(self.broken_by)
         return sum(b != CLEAN for b in self.broken_by) / n if n else float("nan")
@@ -98,22 +111,23 @@ def run_ensemble(
     stages: Sequence[tuple[str, Attack]],
 ) -> EnsembleResult:
     """Run ``stages`` (``(label, attack)``) in order, each on the inputs no earlier stage
-    broke (and the model classified correctly); return the worst case per input."""
-    with torch.no_grad():
-        robust = model(x).argmax(dim=1) == y
-    broken: list[str | None] = [None if r else CLEAN for r in robust.tolist()]
-    out = x.clone()
-    for label, attack in stages:
-        rows = robust.nonzero().squeeze(1)
-        if not rows.numel():
-            break
-        x_adv = attack(model, x[rows], y[rows])
-        with torch.no_grad():
-            now = model(x_adv).argmax(dim=1) != y[rows]
-        out[rows[now]] = x_adv[now]
-        robust[rows[now]] = False
-        for i in rows[now].tolist():
-            broken[i] = label
+    broke (and the model classified correctly); return the worst case per input. The
+    model is in eval mode throughout (:func:`attack_mode`), whatever mode it came in."""
+    x, y = x.detach(), y.detach()
+    with attack_mode(model):
+        robust = predict(model, x) == y
+        broken: list[str | None] = [None if r else CLEAN for r in robust.tolist()]
+        out = x.clone()
+        for label, attack in stages:
+            rows = robust.nonzero().squeeze(1)
+            if not rows.numel():
+                break
+            x_adv = attack(model, x[rows], y[rows])
+            now = predict(model, x_adv) != y[rows]
+            out[rows[now]] = x_adv[now]
+            robust[rows[now]] = False
+            for i in rows[now].tolist():
+                broken[i] = label
     return EnsembleResult(out, tuple(broken), tuple(label for label, _ in stages))
 
 
@@ -160,15 +174,11 @@ class AutoAttack(FixedEpsilonAttack):
             out.append((label, attack.replace(chunk_size=self.chunk_size)))
         return out
 
-    _last: EnsembleResult | None = field(default=None, init=False, repr=False, compare=False)
-
     def evaluate(self, model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> EnsembleResult:
-        """Run the ensemble (with every attack's input checks) and say which stage broke
+        """Run the ensemble (after every attack's input checks) and say which stage broke
         each input (:class:`EnsembleResult`)."""
-        self(model, x, y)
-        assert self._last is not None
-        result, self._last = self._last, None
-        return result
+        self.check_inputs(model, x, y)
+        return run_ensemble(model, x, y, self.stages())
 
     def run(
         self,
@@ -177,5 +187,4 @@ class AutoAttack(FixedEpsilonAttack):
         y: torch.Tensor,
         generator: torch.Generator | None,
     ) -> torch.Tensor:
-        self._last = run_ensemble(model, x, y, self.stages())
-        return self._last.x_adv
+        return run_ensemble(model, x, y, self.stages()).x_adv

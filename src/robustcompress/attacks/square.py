@@ -117,14 +117,15 @@ class LinfSquare(FixedEpsilonAttack):
             return out
         best_margin, _ = _scores(model, x, y, self.loss)
         fooled = best_margin < 0
-        for _ in range(self.restarts):
+        for restart in range(self.restarts):
             rows = (~fooled).nonzero().squeeze(1)
             if not rows.numel():
                 break
             with torch.inference_mode():  # scores only: no autograd bookkeeping at all
                 x_adv, now = self._one_run(model, x[rows], y[rows], generator)
             x_adv, now = x_adv.clone(), now.clone()  # normal tensors again
-            out[rows] = x_adv
+            keep = now if restart else torch.ones_like(now)  # a first run's point, or a success
+            out[rows[keep]] = x_adv[keep]
             fooled[rows[now]] = True
         return out
 
