@@ -164,8 +164,6 @@ def final_metrics_table(
     :data:`~robustcompress.evaluation.masking.MIN_CORRECT` correct inputs, is marked:
     its fooling ratios are not robustness.
     """
-    from robustcompress.evaluation.masking import MIN_CORRECT, run_near_chance
-
     present = [m for m in metrics if any(r.final_value(m) is not None for r in source.finished)]
     fooling = any(split_key(m)[0] == FOOLING_RATIO for m in present)
     rows: list[list[str]] = []
@@ -185,7 +183,7 @@ def final_metrics_table(
         if fooling:
             correct = [n for r in runs if (n := correct_inputs(r)) is not None]
             row.append(format_mean_std([float(n) for n in correct], 0))
-            if any(run_near_chance(r.config, r.final) for r in runs):
+            if _near_chance(runs):
                 classes[len(rows)] = "warn"
                 flagged.append(source.label(model, method))
         rows.append(row)
@@ -194,11 +192,7 @@ def final_metrics_table(
     if fooling:
         columns.append("correct inputs")
         if flagged:
-            notes.append(
-                f"At or near chance accuracy, or fewer than {MIN_CORRECT} correct inputs: "
-                f"{', '.join(flagged)}. Their fooling ratios are over too few correctly "
-                "classified inputs to say anything about robustness."
-            )
+            notes.append(_near_chance_note(flagged))
     text = f"{caption} Final values at the end of training; mean ± sample std over seeds."
     if fooling:
         text += " Correct inputs: how many evaluation inputs the fooling ratios are over."
@@ -401,6 +395,24 @@ def _flag_text(flag: Mapping[str, Any] | None) -> str:
     return ("TRIGGERED" if flag.get("triggered") else "ok") + number
 
 
+def _near_chance(runs: Sequence[ReportRun]) -> bool:
+    """Whether any of ``runs`` ended at or near chance accuracy (its robustness numbers
+    are then not robustness): :func:`~robustcompress.evaluation.masking.run_near_chance`."""
+    from robustcompress.evaluation.masking import run_near_chance
+
+    return any(run_near_chance(r.config, r.final) for r in runs)
+
+
+def _near_chance_note(labels: Sequence[str]) -> str:
+    from robustcompress.evaluation.masking import MIN_CORRECT
+
+    return (
+        f"At or near chance accuracy, or fewer than {MIN_CORRECT} correct inputs: "
+        f"{', '.join(labels)}. Their fooling ratios are over too few correctly "
+        "classified inputs to say anything about robustness."
+    )
+
+
 def _ensemble_entries(source: ReportSource, model: str, method: str) -> list[Mapping[str, Any]]:
     return [e for e in source.ensemble if e.get("model") == model and e.get("method") == method]
 
@@ -419,10 +431,15 @@ def ensemble_table(source: ReportSource, model: str) -> Table | None:
         for k in dict.fromkeys(key for r in source.finished if r.model == model for key in r.final)
         if split_key(k)[0] == FOOLING_RATIO
     ]
-    rows = []
+    rows: list[list[str]] = []
+    classes: dict[int, str] = {}
+    flagged = []
     for method in methods:
         entries = _ensemble_entries(source, model, method)
         runs = source.runs_of(model, method)
+        if _near_chance(runs):
+            classes[len(rows)] = "warn"
+            flagged.append(source.label(model, method))
         row = [
             source.label(model, method),
             str(len(entries)),
@@ -455,6 +472,8 @@ def ensemble_table(source: ReportSource, model: str) -> Table | None:
         columns,
         rows,
         caption=caption,
+        classes=classes,
+        notes=[_near_chance_note(flagged)] if flagged else [],
     )
 
 

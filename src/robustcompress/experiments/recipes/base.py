@@ -717,7 +717,8 @@ def ensemble_for(
         row["run_dir"] = os.path.relpath(run_dir, directory)
     further = tuple(sorted(set(check.curve) - {check.eps}))
     if further:
-        extra = jobs(_curve_runs(finished, rows), further, "curve")
+        kind = "curve-eps" + "_".join(f"{e:g}" for e in further)  # other ε: other files
+        extra = jobs(_curve_runs(finished, rows), further, kind)
         todo = [job for job in extra if not Path(job[-1]).exists()]
         if todo and log is not None:
             log(f"ensemble ε-curves: {len(todo)} model(s) at ε = {list(further)}")
@@ -732,16 +733,16 @@ def ensemble_for(
 def _curve_runs(
     finished: Sequence[tuple[PlannedRun, Path]], rows: Sequence[Mapping[str, Any]]
 ) -> list[tuple[PlannedRun, Path]]:
-    """Per model: the natural runs and those of the method with the highest mean robust
-    accuracy among the others."""
+    """Per model: the natural runs and those of the treatment (not the natural model or
+    a control) with the highest mean robust accuracy."""
     values: dict[tuple[str, str], list[float]] = {}
     for (p, _), row in zip(finished, rows, strict=True):
-        values.setdefault((p.model, p.method), []).append(float(row["robust_accuracy"]))
+        if p.method != "natural" and p.group != "control":
+            values.setdefault((p.model, p.method), []).append(float(row["robust_accuracy"]))
     mean = {key: sum(v) / len(v) for key, v in values.items()}
     best: dict[str, str] = {}
     for model, method in sorted(mean, key=mean.__getitem__, reverse=True):
-        if method != "natural":
-            best.setdefault(model, method)
+        best.setdefault(model, method)
     return [(p, d) for p, d in finished if p.method in ("natural", best.get(p.model))]
 
 
@@ -753,23 +754,22 @@ def _ensemble_job(job: tuple[str, str, EnsembleCheck, tuple[float, ...], str]) -
 
     model = load_model(run_dir).eval()
     test = load_dataset(dataset, "test", limit=check.size, seed=check.seed)
+    attack = check.attack(eps_list[0])
     results = {}
     seconds = {}
     for eps in eps_list:
         clock = time.perf_counter()
-        results[eps] = check.attack(eps).evaluate(model, test.images, test.labels)
+        results[eps] = attack.replace(eps=eps).evaluate(model, test.images, test.labels)
         seconds[eps] = round(time.perf_counter() - clock, 2)
     first = results[eps_list[0]]
-    correct = sum(b != "clean" for b in first.broken_by)
-    robust = sum(b is None for b in first.broken_by)
     payload = {
         "eps": eps_list[0],
         "n": len(first.broken_by),
-        "attack": {"attack": "autoattack", **check.attack(eps_list[0]).settings()},
+        "attack": {"attack": "autoattack", **attack.settings()},
         "stages": list(first.stages),
         "clean_accuracy": first.clean_accuracy,
         "robust_accuracy": first.robust_accuracy,
-        "fooling_ratio": (correct - robust) / correct if correct else None,
+        "fooling_ratio": first.fooling_ratio,
         "broken_by": first.counts(),
         "seconds": seconds[eps_list[0]],
         "curve": {f"{e:g}": r.robust_accuracy for e, r in results.items()},

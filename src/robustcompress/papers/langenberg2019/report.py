@@ -379,7 +379,7 @@ def appendix_b_table(source: ReportSource) -> Table | None:
         n_h, n_w = sizes[wm.module_name]
         m = n_h * n_w
         sigma = conv_operator_singular_values(kernel, (n_h, n_w))
-        r_operator = float(sigma.sum() / sigma.square().sum().sqrt())
+        r_operator = effective_sparsity(sigma)  # r of the operator: s of its spectrum
         r_tilde, s_tilde = (
             effective_rank(wm.matrix.detach()),
             effective_sparsity(wm.matrix.detach()),
