@@ -7,7 +7,8 @@
   its model, data set, method id, display label, group (an open name such as
   natural, adversarial, regularized) and seed, the recipe's choices, its wall time,
   the masking flags and, when measured, the ensemble's robust accuracy per run (its
-  fooling ratio becomes the run's final ``fooling_ratio/autoattack``);
+  fooling ratio is read through ``ReportRun.final_value("fooling_ratio/autoattack")``,
+  for claims; it is not among the run's own stored finals);
   run directories in it are absolute or relative to the manifest's folder;
 * a **single run** directory: it holds ``config.yaml``;
 * a **sweep** directory: it holds ``sweep_summary.json``
