@@ -17,10 +17,10 @@ Settings, identical for every library where the library allows it:
   abort. torchattacks has no search over c (one run at c = 1); ART uses its own line
   search instead of Adam (same step and search counts).
 
-* AutoAttack's attacks (ours and torchattacks' only): APGD-CE and APGD-T (ℓ∞, ε = 0.05,
-  100 steps, 9 targets), Square (5,000 queries) and the standard ensemble (the peer's
-  includes FAB-T, ours does not). Speed counts only against a peer at most one point
-  stronger than ours, as for the minimal attacks.
+* AutoAttack's attacks (ours and torchattacks' only): APGD-CE, APGD-T and FAB-T (ℓ∞,
+  ε = 0.05, 100 steps, 9 targets), Square (5,000 queries) and the standard ensemble
+  (APGD-CE, APGD-T, FAB-T, Square in both). Speed counts only against a peer at most one
+  point stronger than ours, as for the minimal attacks.
 
 DeepFool and C&W run on the first ``--minimal-limit`` images (default 200), the
 AutoAttack family on the first ``--ensemble-limit`` (default 200), the others on
@@ -62,11 +62,11 @@ HERE = Path(__file__).resolve().parent
 CACHE = HERE / ".cache"
 RESULTS = HERE / "results" / "attacks.json"
 
-ATTACKS = ("fgsm", "pgd", "deepfool", "cw_l2", "apgd", "apgd_t", "square", "autoattack")
+ATTACKS = ("fgsm", "pgd", "deepfool", "cw_l2", "apgd", "apgd_t", "fab_t", "square", "autoattack")
 MINIMAL = ("deepfool", "cw_l2")
 #: AutoAttack's attacks: torchattacks is their only peer here; speed is compared at equal
 #: strength, as for the minimal attacks.
-ENSEMBLE = ("apgd", "apgd_t", "square", "autoattack")
+ENSEMBLE = ("apgd", "apgd_t", "fab_t", "square", "autoattack")
 #: The attacks each peer library is run on (every one for ours).
 SUPPORTED = {
     "torchattacks": set(ATTACKS),
@@ -150,6 +150,7 @@ def ours(attack: str, model: nn.Module) -> Runner:
         "cw_l2": CW,
         "apgd": {"eps": EPS, "steps": APGD_STEPS, "seed": 0},
         "apgd_t": {"eps": EPS, "steps": APGD_STEPS, "seed": 0},
+        "fab_t": {"eps": EPS, "steps": APGD_STEPS},
         "square": {"eps": EPS, "queries": SQUARE_QUERIES, "seed": 0},
         "autoattack": {"eps": EPS, "steps": APGD_STEPS, "queries": SQUARE_QUERIES, "seed": 0},
     }[attack]
@@ -167,6 +168,9 @@ def torchattacks_runner(attack: str, model: nn.Module) -> Runner:
         "cw_l2": lambda: ta.CW(model, c=1.0, kappa=0.0, steps=CW["steps"], lr=0.01),
         "apgd": lambda: ta.APGD(model, eps=EPS, steps=APGD_STEPS, loss="ce", seed=0),
         "apgd_t": lambda: ta.APGDT(model, eps=EPS, steps=APGD_STEPS, n_classes=10, seed=0),
+        "fab_t": lambda: ta.FAB(
+            model, eps=EPS, steps=APGD_STEPS, multi_targeted=True, n_classes=10, seed=0
+        ),
         "square": lambda: ta.Square(model, eps=EPS, n_queries=SQUARE_QUERIES, seed=0),
         "autoattack": lambda: ta.AutoAttack(
             model, eps=EPS, version="standard", n_classes=10, seed=0

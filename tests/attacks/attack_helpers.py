@@ -18,6 +18,10 @@ FAST: dict[str, dict[str, Any]] = {
     "apgd_l2": {"steps": 20},
     "apgd_t": {"steps": 20, "target_classes": 3},
     "apgd_t_l2": {"steps": 20, "target_classes": 3},
+    "fab": {"steps": 10},
+    "fab_l2": {"steps": 10},
+    "fab_t": {"steps": 10, "target_classes": 3},
+    "fab_t_l2": {"steps": 10, "target_classes": 3},
     "square": {"queries": 100},
     "autoattack": {"steps": 10, "queries": 50},
 }

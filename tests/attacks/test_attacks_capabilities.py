@@ -27,6 +27,10 @@ EXPECTED: dict[str, tuple[bool, bool, bool, bool, bool, bool, bool]] = {
     "apgd_l2":       (True,  False, True,  False, False, False, False),
     "apgd_t":        (True,  False, True,  False, True,  False, False),
     "apgd_t_l2":     (True,  False, True,  False, True,  False, False),
+    "fab":           (True,  False, True,  True,  False, False, False),
+    "fab_l2":        (True,  False, True,  True,  False, False, False),
+    "fab_t":         (True,  False, True,  True,  True,  False, False),
+    "fab_t_l2":      (True,  False, True,  True,  True,  False, False),
     "square":        (True,  False, True,  False, False, False, True),
     "autoattack":    (True,  False, True,  False, False, False, False),
 }  # fmt: skip
@@ -74,7 +78,13 @@ def test_scaled_sign_step_holds(name: str, tiny_model, tiny_batch) -> None:
         torch.testing.assert_close(make_attack(name, eps=eps)(tiny_model, x, y), expected)
 
 
-@pytest.mark.parametrize("name", ALL)
+#: FAB draws only the starts of its restarts (a first run starts at the input), and on
+#: the tiny model a restart never beats the first run, so the output does not show the
+#: draws: tests/attacks/test_fab.py checks that the starts depend on the seed.
+SEED_SHOWN_ELSEWHERE = {"fab", "fab_l2", "fab_t", "fab_t_l2"}
+
+
+@pytest.mark.parametrize("name", sorted(set(ALL) - SEED_SHOWN_ELSEWHERE))
 def test_randomized_flag_matches_seed_dependence(name: str, tiny_model, tiny_batch) -> None:
     """Undeclared attacks ignore the seed; declared ones depend on it in some setting."""
     x, y = tiny_batch

@@ -57,13 +57,14 @@ def test_stages_see_only_the_still_robust_inputs() -> None:
 
 def test_versions_and_norms_pick_their_stages() -> None:
     standard = attacks.get("autoattack", eps=0.1, seed=3, steps=7, queries=9).stages()
-    assert [label for label, _ in standard] == ["apgd-ce", "apgd-t", "square"]
-    assert [a.name for _, a in standard] == ["apgd", "apgd_t", "square"]
+    assert [label for label, _ in standard] == ["apgd-ce", "apgd-t", "fab-t", "square"]
+    assert [a.name for _, a in standard] == ["apgd", "apgd_t", "fab_t", "square"]
     assert all(a.eps == 0.1 and a.seed == 3 for _, a in standard)
     assert standard[0][1].steps == 7 and standard[1][1].target_classes == 9
-    assert standard[2][1].queries == 9
+    assert standard[2][1].steps == 7 and standard[2][1].target_classes == 9
+    assert standard[3][1].queries == 9
     l2 = attacks.get("autoattack", norm="l2", eps=1.0).stages()
-    assert [a.name for _, a in l2] == ["apgd_l2", "apgd_t_l2"]
+    assert [a.name for _, a in l2] == ["apgd_l2", "apgd_t_l2", "fab_t_l2"]
     rand = attacks.get("autoattack", version="rand").stages()
     assert [(label, a.loss) for label, a in rand] == [("apgd-ce", "ce"), ("apgd-dlr", "dlr")]
 

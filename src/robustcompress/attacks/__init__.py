@@ -22,8 +22,12 @@ name               norm    method
 ``apgd_l2``        ℓ2      Croce & Hein 2020, APGD
 ``apgd_t``         ℓ∞      Croce & Hein 2020, APGD-T (targeted DLR)
 ``apgd_t_l2``      ℓ2      Croce & Hein 2020, APGD-T
+``fab``            ℓ∞      Croce & Hein 2020, FAB (minimal; optional ``eps``)
+``fab_l2``         ℓ2      Croce & Hein 2020, FAB (minimal; optional ``eps``)
+``fab_t``          ℓ∞      Croce & Hein 2020, FAB-T (targeted, minimal)
+``fab_t_l2``       ℓ2      Croce & Hein 2020, FAB-T (targeted, minimal)
 ``square``         ℓ∞      Andriushchenko et al. 2020 (score-based, no gradients)
-``autoattack``     ℓ∞/ℓ2   Croce & Hein 2020, the ensemble (APGD-CE, APGD-T, Square)
+``autoattack``     ℓ∞/ℓ2   Croce & Hein 2020, the ensemble (APGD-CE, APGD-T, FAB-T, Square)
 ``noise``          —       Sanyal et al. §3.2, random Gaussian pixel noise
 =================  ======  ==============================================
 
@@ -59,6 +63,7 @@ from robustcompress.attacks.bim import BIM, BIMLeastLikely
 from robustcompress.attacks.cw import CarliniWagnerL2
 from robustcompress.attacks.deepfool import L2DeepFool, LinfDeepFool
 from robustcompress.attacks.ensemble import AutoAttack, EnsembleResult, run_ensemble
+from robustcompress.attacks.fab import L2FAB, L2FABTargeted, LinfFAB, LinfFABTargeted
 from robustcompress.attacks.fgsm import FGSM
 from robustcompress.attacks.gnm import GNM
 from robustcompress.attacks.noise import GaussianPixelNoise
@@ -73,6 +78,7 @@ __all__ = [
     "FGSM",
     "GNM",
     "L2APGD",
+    "L2FAB",
     "L2PGD",
     "RFGSM",
     "Attack",
@@ -84,9 +90,12 @@ __all__ = [
     "GaussianPixelNoise",
     "L2APGDTargeted",
     "L2DeepFool",
+    "L2FABTargeted",
     "LinfAPGD",
     "LinfAPGDTargeted",
     "LinfDeepFool",
+    "LinfFAB",
+    "LinfFABTargeted",
     "LinfPGD",
     "LinfSquare",
     "MinimalPerturbationAttack",

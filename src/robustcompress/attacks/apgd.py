@@ -49,7 +49,13 @@ from robustcompress.attacks._utils import (
     require_number,
 )
 from robustcompress.attacks.base import FixedEpsilonAttack, auto_chunk_size, register_attack
-from robustcompress.attacks.ops import ThreatModel, per_sample, per_sample_loss, targeted_dlr
+from robustcompress.attacks.ops import (
+    ThreatModel,
+    per_sample,
+    per_sample_loss,
+    ranked_targets,
+    targeted_dlr,
+)
 from robustcompress.errors import AttackError
 
 #: Losses of the untargeted APGD.
@@ -316,11 +322,7 @@ class LinfAPGDTargeted(LinfAPGD):
         return APGD_TARGETED_LOSSES
 
     def _targets(self, logits: torch.Tensor, y: torch.Tensor) -> list[torch.Tensor | None]:
-        """Stage ``t``: per input, the class other than the label with the ``t``-th
-        highest clean logit."""
-        ranked = logits.scatter(1, y[:, None], float("-inf")).argsort(dim=1, descending=True)
-        count = min(self.target_classes, logits.shape[1] - 1)
-        return [ranked[:, t] for t in range(count)]
+        return list(ranked_targets(logits, y, self.target_classes))
 
 
 @register_attack

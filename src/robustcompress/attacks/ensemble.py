@@ -10,13 +10,13 @@ attack wraps it with the named versions of :data:`VERSIONS`.
 Versions, ℓ∞ (``norm='linf'``):
 
 * ``standard``: APGD-CE (100 steps), APGD-T (targeted DLR, 9 targets, 100 steps each),
-  Square (5,000 queries), AutoAttack's standard sequence without FAB-T, which this
-  project does not implement yet (FAB-T rarely breaks an input the other three leave
-  robust: it is there for minimal-perturbation accuracy; Croce & Hein 2020, Table 2);
+  FAB-T (9 targets, 100 steps each) and Square (5,000 queries): AutoAttack's standard
+  sequence;
 * ``rand``: APGD-CE and APGD-DLR, AutoAttack's cheaper version (its expectation over
   transformations is left out: the project's models are deterministic).
 
-ℓ2 (``norm='l2'``): the same without Square, which exists here for ℓ∞ only.
+ℓ2 (``norm='l2'``): the same with the ℓ2 attacks and without Square, which exists here
+for ℓ∞ only.
 """
 
 from __future__ import annotations
@@ -44,6 +44,7 @@ VERSIONS: dict[str, tuple[tuple[str, str, dict[str, Any]], ...]] = {
     "standard": (
         ("apgd-ce", "apgd", {"loss": "ce"}),
         ("apgd-t", "apgd_t", {"loss": "dlr", "target_classes": 9}),
+        ("fab-t", "fab_t", {"target_classes": 9}),
         ("square", "square", {"queries": 5000}),
     ),
     "rand": (
@@ -53,7 +54,7 @@ VERSIONS: dict[str, tuple[tuple[str, str, dict[str, Any]], ...]] = {
 }
 
 #: The ℓ2 attack of each ℓ∞ stage (``None``: not available in ℓ2).
-L2_NAMES = {"apgd": "apgd_l2", "apgd_t": "apgd_t_l2", "square": None}
+L2_NAMES = {"apgd": "apgd_l2", "apgd_t": "apgd_t_l2", "fab_t": "fab_t_l2", "square": None}
 
 #: ``broken_by`` of an input the model misclassifies before any attack.
 CLEAN = "clean"
@@ -138,7 +139,7 @@ class AutoAttack(FixedEpsilonAttack):
     input, the adversarial example of the first stage that broke it, else the input.
 
     ``version``: ``standard`` or ``rand`` (see the module docstring); ``norm``: ``linf``
-    or ``l2``; ``steps`` and ``queries`` override the APGD stages' iterations and
+    or ``l2``; ``steps`` and ``queries`` override the APGD and FAB stages' iterations and
     Square's queries (AutoAttack's: 100 and 5,000). :meth:`evaluate` also returns which
     stage broke each input.
     """

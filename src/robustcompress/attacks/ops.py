@@ -214,6 +214,13 @@ def logit_gradients(
     return logits.detach(), torch.stack(grads, dim=1)
 
 
+def ranked_targets(logits: torch.Tensor, y: torch.Tensor, count: int) -> list[torch.Tensor]:
+    """Targets of a multi-target attack (APGD-T, FAB-T): for ``t < count``, per input
+    the class other than the label with the ``t``-th highest logit (at most ``K − 1``)."""
+    ranked = logits.scatter(1, y[:, None], float("-inf")).argsort(dim=1, descending=True)
+    return [ranked[:, t] for t in range(min(count, logits.shape[1] - 1))]
+
+
 def predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The model's decision ``k̂(x) = argmax_j f_j(x)`` without building a graph."""
     with torch.no_grad():

@@ -120,9 +120,11 @@ class EnsembleCheck:
         )
 
     def tag(self) -> str:
-        """What the cache files of this check are keyed by (besides the run)."""
+        """What the cache files of this check are keyed by (besides the run): its
+        settings and the version's stages, so a version that gains a stage is rerun."""
+        stages = "+".join(label for label, _ in self.attack().stages())
         return (
-            f"n{self.size}-eps{self.eps:g}-s{self.seed}-{self.version}"
+            f"n{self.size}-eps{self.eps:g}-s{self.seed}-{self.version}-{stages}"
             f"-T{self.steps}-Q{self.queries}"
         )
 

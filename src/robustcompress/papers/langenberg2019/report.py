@@ -173,7 +173,7 @@ def claim_specs(source: ReportSource) -> list[ClaimSpec]:
                 "claim-2-autoattack",
                 "Claim 2 under the strongest attack: the AutoAttack-style ensemble",
                 "Every regularized method lowers the fooling ratio under the ensemble "
-                f"(APGD-CE, APGD-T, Square; at the paper's ε) compared with {against}: "
+                f"(APGD-CE, APGD-T, FAB-T, Square; at the paper's ε) compared with {against}: "
                 "does the effect survive an attack that does not rely on one gradient?",
                 tuple(
                     ComparisonSpec(model, baseline, method, ensemble, "lower")
