@@ -60,6 +60,15 @@ def trained_cnn() -> nn.Module:
 
 
 @pytest.fixture(scope="session")
+def trained_lenet5() -> nn.Module:
+    """LeNet-5 (Guo et al. 2018) after 2 epochs on 4,000 MNIST training images (eval mode)."""
+    from robustcompress.models import create_model
+
+    torch.manual_seed(0)
+    return _train(create_model("lenet5"), "mnist", limit=4000, epochs=2, seed=0)
+
+
+@pytest.fixture(scope="session")
 def mnist_batch() -> tuple[torch.Tensor, torch.Tensor]:
     """200 MNIST test images and labels (seeded subsample)."""
     return _batch("mnist", 200)

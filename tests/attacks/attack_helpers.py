@@ -23,11 +23,22 @@ FAST: dict[str, dict[str, Any]] = {
     "fab_t": {"steps": 10, "target_classes": 3},
     "fab_t_l2": {"steps": 10, "target_classes": 3},
     "square": {"queries": 100},
+    "square_l2": {"queries": 100},
     "autoattack": {"steps": 10, "queries": 50},
 }
 
 #: Attacks whose output depends on random draws.
-RANDOM = {"noise", "rfgsm", "apgd", "apgd_l2", "apgd_t", "apgd_t_l2", "square", "autoattack"}
+RANDOM = {
+    "noise",
+    "rfgsm",
+    "apgd",
+    "apgd_l2",
+    "apgd_t",
+    "apgd_t_l2",
+    "square",
+    "square_l2",
+    "autoattack",
+}
 
 
 def make_attack(name: str, **settings: Any) -> attacks.Attack:

@@ -32,6 +32,7 @@ EXPECTED: dict[str, tuple[bool, bool, bool, bool, bool, bool, bool]] = {
     "fab_t":         (True,  False, True,  True,  True,  False, False),
     "fab_t_l2":      (True,  False, True,  True,  True,  False, False),
     "square":        (True,  False, True,  False, False, False, True),
+    "square_l2":     (True,  False, True,  False, False, False, True),
     "autoattack":    (True,  False, True,  False, False, False, False),
 }  # fmt: skip
 

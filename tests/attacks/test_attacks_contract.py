@@ -19,7 +19,7 @@ def test_registry_has_every_attack() -> None:
         "fgsm", "pgd", "pgd_l2", "gnm", "rfgsm", "bim", "bim_ll",
         "deepfool", "deepfool_linf", "cw_l2", "noise",
         "apgd", "apgd_l2", "apgd_t", "apgd_t_l2", "square", "autoattack",
-        "fab", "fab_l2", "fab_t", "fab_t_l2",
+        "fab", "fab_l2", "fab_t", "fab_t_l2", "square_l2",
     }  # fmt: skip
     assert set(ALL) == expected
     assert attacks.attack_class("linf_pgd") is attacks.attack_class("pgd")

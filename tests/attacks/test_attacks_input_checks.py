@@ -49,6 +49,7 @@ def test_every_iterative_attack_counts_its_iterations() -> None:
         "pgd",
         "pgd_l2",
         "square",
+        "square_l2",
     ]
     for name in ITERATIVE:
         assert _iteration_settings(name), name

@@ -64,7 +64,7 @@ def test_versions_and_norms_pick_their_stages() -> None:
     assert standard[2][1].steps == 7 and standard[2][1].target_classes == 9
     assert standard[3][1].queries == 9
     l2 = attacks.get("autoattack", norm="l2", eps=1.0).stages()
-    assert [a.name for _, a in l2] == ["apgd_l2", "apgd_t_l2", "fab_t_l2"]
+    assert [a.name for _, a in l2] == ["apgd_l2", "apgd_t_l2", "fab_t_l2", "square_l2"]
     rand = attacks.get("autoattack", version="rand").stages()
     assert [(label, a.loss) for label, a in rand] == [("apgd-ce", "ce"), ("apgd-dlr", "dlr")]
 

@@ -8,7 +8,7 @@ from attack_helpers import make_attack
 from torch import nn
 
 from robustcompress import attacks
-from robustcompress.attacks.square import square_fraction
+from robustcompress.attacks.square import centred_squares, square_fraction, square_pattern
 from robustcompress.errors import AttackError
 
 
@@ -42,16 +42,17 @@ class _Opaque(nn.Module):
         return self.inner(_NoGradient.apply(x))
 
 
-def test_needs_scores_only(trained_fcnn, mnist_batch) -> None:
+@pytest.mark.parametrize(("name", "eps"), [("square", 0.1), ("square_l2", 1.5)])
+def test_needs_scores_only(name, eps, trained_fcnn, mnist_batch) -> None:
     x, y = mnist_batch
     opaque = _Opaque(trained_fcnn)
     with pytest.raises(RuntimeError, match="a gradient was asked for"):
         make_attack("apgd", seed=0)(opaque, x[:4], y[:4])
-    x_adv = make_attack("square", eps=0.1, queries=300, seed=0)(opaque, x, y)
+    x_adv = make_attack(name, eps=eps, queries=300, seed=0)(opaque, x, y)
     with torch.no_grad():
         clean = (trained_fcnn(x).argmax(1) == y).float().mean()
         adv = (trained_fcnn(x_adv).argmax(1) == y).float().mean()
-    assert adv < clean - 0.3  # it does break the model (measured: 0.875 → 0.17)
+    assert adv < clean - 0.3  # it does break the model (measured: ℓ∞ 0.875 → 0.17)
 
 
 def test_more_queries_extend_the_same_run(trained_fcnn, mnist_batch) -> None:
@@ -79,6 +80,46 @@ def test_perturbation_is_a_corner_of_the_ball_inside_the_box(trained_fcnn, mnist
         x_adv[moved], torch.ones(())
     )
     assert (at_corner | at_box).all()
+
+
+def test_l2_patterns() -> None:
+    """Centred squares on 3×5: ring 0 (the centre) gets 1 + 1/4 + 1/9, ring 1 gets
+    1/4 + 1/9, ring 2 gets 1/9; the update has unit norm, positive upper rows and
+    negative lower ones."""
+    patch = centred_squares(3, 5)
+    ratio = patch / patch[1, 2]
+    expected = torch.tensor(
+        [[1 / 9, 13 / 36, 13 / 36, 13 / 36, 1 / 9]] * 1
+        + [[1 / 9, 13 / 36, 49 / 36, 13 / 36, 1 / 9]]
+        + [[1 / 9, 13 / 36, 13 / 36, 13 / 36, 1 / 9]],
+        dtype=patch.dtype,
+    ) / (49 / 36)
+    torch.testing.assert_close(ratio, expected)
+    pattern = square_pattern(5)
+    assert pattern.shape == (5, 5) and pattern.norm().item() == pytest.approx(1.0)
+    assert (pattern[:2] > 0).all() and (pattern[2:] < 0).all()
+
+
+def test_l2_perturbation_spends_the_whole_budget(trained_fcnn, mnist_batch) -> None:
+    """Every candidate has norm ε before the box clips it: the result has norm ≤ ε on
+    MNIST (whose black background clips), and exactly ε on grey images with ε = 0.5,
+    where no pixel can leave the box."""
+    x, y = mnist_batch
+    eps = 1.0
+    x_adv = make_attack("square_l2", eps=eps, queries=50, seed=0)(trained_fcnn, x, y)
+    with torch.no_grad():
+        moved = trained_fcnn(x).argmax(1) == y
+    size = (x_adv - x)[moved].flatten(1).norm(dim=1)
+    assert size.max() <= eps * (1 + 1e-6) and size.min() > 0
+    longer = make_attack("square_l2", eps=eps, queries=300, seed=0)(trained_fcnn, x, y)
+    with torch.no_grad():
+        fooled = [(trained_fcnn(a).argmax(1) != y)[moved].sum() for a in (x_adv, longer)]
+    assert 0 < fooled[0] < fooled[1]  # measured: 19 and 73 of the 175 inputs
+    grey = torch.full((4, 1, 28, 28), 0.5)
+    with torch.no_grad():
+        labels = trained_fcnn(grey).argmax(1)
+    inside = make_attack("square_l2", eps=0.5, queries=20, seed=0)(trained_fcnn, grey, labels)
+    torch.testing.assert_close((inside - grey).flatten(1).norm(dim=1), torch.full((4,), 0.5))
 
 
 def test_bad_input_and_settings(tiny_model) -> None:

@@ -155,6 +155,18 @@ def test_full_profile_tracks_the_papers_quantities() -> None:
         assert r.config.optimizer.batch_size == {"fcnn": 128, "cnn": 64}[r.model]
 
 
+def test_full_and_paper_profiles_run_autoattack_at_its_own_budget() -> None:
+    """AutoAttack's standard version at its budget (100 steps, 5,000 queries) with its
+    four stages, on every model of the full and paper profiles; the quick one a smoke test."""
+    for name in ("full", "paper"):
+        check = RECIPE.profile(name).ensemble
+        assert check is not None and check.version == "standard"
+        assert (check.steps, check.queries, check.eps, check.size) == (100, 5000, 0.05, 200)
+        assert "apgd-ce+apgd-t+fab-t+square" in check.tag()
+    quick = RECIPE.profile("quick").ensemble
+    assert quick is not None and quick.steps < 100 and quick.queries < 5000
+
+
 def test_track_every_closed_form() -> None:
     # 60000 / 128 -> 469 steps per epoch; 5 epochs, 10 points -> every ceil(234.5) steps
     assert track_every(None, "mnist", 128, Phase(5, 10)) == 235
@@ -235,7 +247,7 @@ def test_tiny_reproduction_writes_manifest_and_reuses_runs(tmp_path: Path) -> No
     ensemble = {e["method"]: e for e in manifest["ensemble"]}
     assert set(ensemble) == {r["method"] for r in manifest["runs"]}
     for e in ensemble.values():
-        assert e["n"] == 16 and e["stages"] == ["apgd-ce", "apgd-t", "square"]
+        assert e["n"] == 16 and e["stages"] == ["apgd-ce", "apgd-t", "fab-t", "square"]
         assert sum(e["broken_by"].values()) == 16
         assert e["robust_accuracy"] == e["broken_by"]["robust"] / 16
         assert e["attack"]["steps"] == 3 and e["attack"]["queries"] == 10

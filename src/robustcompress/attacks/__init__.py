@@ -27,6 +27,7 @@ name               norm    method
 ``fab_t``          ℓ∞      Croce & Hein 2020, FAB-T (targeted, minimal)
 ``fab_t_l2``       ℓ2      Croce & Hein 2020, FAB-T (targeted, minimal)
 ``square``         ℓ∞      Andriushchenko et al. 2020 (score-based, no gradients)
+``square_l2``      ℓ2      Andriushchenko et al. 2020 (score-based, no gradients)
 ``autoattack``     ℓ∞/ℓ2   Croce & Hein 2020, the ensemble (APGD-CE, APGD-T, FAB-T, Square)
 ``noise``          —       Sanyal et al. §3.2, random Gaussian pixel noise
 =================  ======  ==============================================
@@ -70,7 +71,7 @@ from robustcompress.attacks.noise import GaussianPixelNoise
 from robustcompress.attacks.ops import ThreatModel
 from robustcompress.attacks.pgd import L2PGD, LinfPGD
 from robustcompress.attacks.rfgsm import RFGSM
-from robustcompress.attacks.square import LinfSquare
+from robustcompress.attacks.square import L2Square, LinfSquare
 
 __all__ = [
     "BIM",
@@ -91,6 +92,7 @@ __all__ = [
     "L2APGDTargeted",
     "L2DeepFool",
     "L2FABTargeted",
+    "L2Square",
     "LinfAPGD",
     "LinfAPGDTargeted",
     "LinfDeepFool",

@@ -15,8 +15,7 @@ Versions, ℓ∞ (``norm='linf'``):
 * ``rand``: APGD-CE and APGD-DLR, AutoAttack's cheaper version (its expectation over
   transformations is left out: the project's models are deterministic).
 
-ℓ2 (``norm='l2'``): the same with the ℓ2 attacks and without Square, which exists here
-for ℓ∞ only.
+ℓ2 (``norm='l2'``): the same sequence with the ℓ2 attacks.
 """
 
 from __future__ import annotations
@@ -53,8 +52,8 @@ VERSIONS: dict[str, tuple[tuple[str, str, dict[str, Any]], ...]] = {
     ),
 }
 
-#: The ℓ2 attack of each ℓ∞ stage (``None``: not available in ℓ2).
-L2_NAMES = {"apgd": "apgd_l2", "apgd_t": "apgd_t_l2", "fab_t": "fab_t_l2", "square": None}
+#: The ℓ2 attack of each ℓ∞ stage.
+L2_NAMES = {"apgd": "apgd_l2", "apgd_t": "apgd_t_l2", "fab_t": "fab_t_l2", "square": "square_l2"}
 
 #: ``broken_by`` of an input the model misclassifies before any attack.
 CLEAN = "clean"
@@ -167,8 +166,6 @@ class AutoAttack(FixedEpsilonAttack):
         out = []
         for label, attack_name, settings in VERSIONS[self.version]:
             name = attack_name if self.norm == "linf" else L2_NAMES[attack_name]
-            if name is None:
-                continue
             budget = {"queries": self.queries} if attack_name == "square" else {}
             budget = budget or {"steps": self.steps}
             attack = get(name, **{**settings, **budget}, eps=self.eps, seed=self.seed)

@@ -1,4 +1,4 @@
-"""Square attack (Andriushchenko et al. 2020), ℓ∞: a score-based black-box attack.
+"""Square attack (Andriushchenko et al. 2020), ℓ∞ and ℓ2: a score-based black-box attack.
 
 It needs the model's scores only, never a gradient, so it is the ensemble's check
 against gradient masking: a model that looks robust to gradient attacks but not to
@@ -137,31 +137,19 @@ class LinfSquare(FixedEpsilonAttack):
         g: torch.Generator | None,
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """One run on every input. The inputs still to break are kept packed (their
-        images, bounds, labels and scores), so an iteration touches only them; an input
-        leaves the pack when it is broken. ``lo``/``hi`` is the ε-ball ∩ box per pixel."""
-        n, c, h, w = x.shape
-        eps = self.eps
-        lo, hi = (x - eps).clamp(0.0, 1.0), (x + eps).clamp(0.0, 1.0)
-        best = (x + eps * _random_signs((n, c, 1, w), x, g)).clamp(lo, hi)
+        images, labels, scores and whatever the norm's update needs: :meth:`_packed`),
+        so an iteration touches only them; an input leaves the pack when it is broken."""
+        best = self._start(x, g)
         margins, losses = _scores(model, best, y, self.loss)
-        rows_h = torch.arange(h, device=x.device)
-        rows_w = torch.arange(w, device=x.device)
         idx = (margins >= 0).nonzero().squeeze(1)
-        cur, lo_a, hi_a, y_a = best[idx], lo[idx], hi[idx], y[idx]
-        margin_a, loss_a = margins[idx], losses[idx]
+        cur, y_a, margin_a, loss_a = best[idx], y[idx], margins[idx], losses[idx]
+        pack = tuple(t[idx] for t in self._packed(x))
         for i in range(self.queries):
             k = idx.numel()
             if not k:
                 break
             p = square_fraction(self.p_init, i, self.queries)
-            s = min(max(round((p * h * w) ** 0.5), 1), h, w)
-            top = torch.randint(0, h - s + 1, (k, 1), generator=g, device=x.device)
-            left = torch.randint(0, w - s + 1, (k, 1), generator=g, device=x.device)
-            inside_h = (rows_h >= top) & (rows_h < top + s)
-            inside_w = (rows_w >= left) & (rows_w < left + s)
-            window = (inside_h[:, :, None] & inside_w[:, None, :])[:, None]  # k×1×h×w
-            step = (2 * eps) * _random_signs((k, c, 1, 1), x, g)
-            candidate = torch.where(window, torch.clamp(cur + step, lo_a, hi_a), cur)
+            candidate = self._candidate(cur, pack, p, g)
             m, value = _scores(model, candidate, y_a, self.loss)
             keep = (value < loss_a) | (m < 0)
             cur = torch.where(keep[:, None, None, None], candidate, cur)
@@ -171,7 +159,142 @@ class LinfSquare(FixedEpsilonAttack):
             if broken.any():
                 best[idx[broken]], margins[idx[broken]] = cur[broken], margin_a[broken]
                 left_in = ~broken
-                idx, cur, lo_a, hi_a, y_a = (t[left_in] for t in (idx, cur, lo_a, hi_a, y_a))
+                idx, cur, y_a = idx[left_in], cur[left_in], y_a[left_in]
                 margin_a, loss_a = margin_a[left_in], loss_a[left_in]
+                pack = tuple(t[left_in] for t in pack)
         best[idx], margins[idx] = cur, margin_a
         return best, margins < 0
+
+    def _start(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+        """The first point: ``clip(x + ε·v)``, ``v`` vertical stripes of random signs."""
+        n, c, _, w = x.shape
+        return (x + self.eps * _random_signs((n, c, 1, w), x, g)).clamp(0.0, 1.0)
+
+    def _packed(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        """Per input, what :meth:`_candidate` needs: the ε-ball ∩ box bounds per pixel."""
+        return (x - self.eps).clamp(0.0, 1.0), (x + self.eps).clamp(0.0, 1.0)
+
+    def _candidate(
+        self,
+        cur: torch.Tensor,
+        pack: tuple[torch.Tensor, ...],
+        p: float,
+        g: torch.Generator | None,
+    ) -> torch.Tensor:
+        """A window of share ``p`` per input set to ``±2ε`` per channel, then projected."""
+        lo, hi = pack
+        k, c, h, w = cur.shape
+        s = min(max(round((p * h * w) ** 0.5), 1), h, w)
+        window = _windows(k, s, h, w, cur.device, g)
+        step = (2 * self.eps) * _random_signs((k, c, 1, 1), cur, g)
+        return torch.where(window, torch.clamp(cur + step, lo, hi), cur)
+
+
+def _windows(
+    k: int, s: int, h: int, w: int, device: torch.device, g: torch.Generator | None
+) -> torch.Tensor:
+    """A ``k×1×h×w`` mask: per input, one ``s×s`` window at a uniformly random position."""
+    top = torch.randint(0, h - s + 1, (k, 1), generator=g, device=device)
+    left = torch.randint(0, w - s + 1, (k, 1), generator=g, device=device)
+    rows, cols = torch.arange(h, device=device), torch.arange(w, device=device)
+    inside_h = (rows >= top) & (rows < top + s)
+    inside_w = (cols >= left) & (cols < left + s)
+    return (inside_h[:, :, None] & inside_w[:, None, :])[:, None]
+
+
+def centred_squares(rows: int, cols: int) -> torch.Tensor:
+    """The ℓ2 Square attack's building block on a ``rows×cols`` patch (Andriushchenko et
+    al. 2020, §3.2): squares centred on the patch, the ``k``-th (side ``2k + 1``) adding
+    ``1/(k + 1)²``, so the mass falls off from the centre; unit ℓ2 norm."""
+    ring = torch.maximum(
+        (torch.arange(rows) - rows // 2).abs()[:, None], (torch.arange(cols) - cols // 2).abs()
+    )
+    count = max(rows // 2, cols // 2) + 1
+    weights = 1.0 / torch.arange(1, count + 1, dtype=torch.float64) ** 2
+    tail = weights.flip(0).cumsum(0).flip(0)  # tail[d] = Σ_{k ≥ d} 1/(k + 1)²
+    patch = tail[ring]
+    return patch / patch.norm() if patch.numel() else patch
+
+
+def square_pattern(s: int) -> torch.Tensor:
+    """The ``s×s`` update of the ℓ2 Square attack: centred squares of opposite signs on the
+    two halves (upper ``⌊s/2⌋`` rows positive), unit ℓ2 norm."""
+    top = centred_squares(s // 2, s)
+    bottom = -centred_squares(s - s // 2, s)
+    both = torch.cat([top, bottom])
+    return both / both.norm()
+
+
+@register_attack
+@dataclass(repr=True, kw_only=True)
+class L2Square(LinfSquare):
+    """ℓ2 Square attack (Andriushchenko et al. 2020, Algorithm 3), scores only.
+
+    The perturbation always has norm ε (before the box clips it). It starts as a grid of
+    :func:`square_pattern` patches of side ``⌊h/5⌋``, each transposed with probability ½
+    and with random signs per channel. Each
+    iteration draws two windows of side ``s`` (odd, ≥ 3, from the window share ``p`` of
+    :func:`square_fraction`) per input: the mass of both moves into the first one, as the
+    old content of the first window (normalised) plus a fresh pattern of random sign per
+    channel, scaled to carry the old mass of both windows plus the budget still unused;
+    the second window is emptied; the whole is rescaled to norm ε and clipped to the box.
+    Kept when it lowers the loss, as in the ℓ∞ attack. Default ``eps = 1.0``.
+    """
+
+    name = "square_l2"
+    norm = "l2"
+    paper = "Andriushchenko et al. 2020, Algorithm 3"
+
+    eps: float = 1.0
+
+    def _start(self, x: torch.Tensor, g: torch.Generator | None) -> torch.Tensor:
+        n, c, h, w = x.shape
+        delta = torch.zeros_like(x)
+        s = max(min(h, w) // 5, 1)
+        patch = square_pattern(s).to(x)
+        top0, left0 = (h - 5 * s) // 2, (w - 5 * s) // 2
+        for top in range(max(top0, 0), h - s + 1, s):
+            for left in range(max(left0, 0), w - s + 1, s):
+                flip = torch.rand(n, generator=g, device=x.device) < 0.5
+                turned = torch.where(flip[:, None, None], patch.T, patch)[:, None]
+                signs = _random_signs((n, c, 1, 1), x, g)
+                delta[:, :, top : top + s, left : left + s] += signs * turned
+        return self._to_budget(x, delta)
+
+    def _to_budget(self, x: torch.Tensor, delta: torch.Tensor) -> torch.Tensor:
+        """``clip(x + ε·δ/‖δ‖₂)``."""
+        norm = delta.flatten(1).norm(dim=1).clamp_min(1e-12)
+        return (x + delta * (self.eps / norm)[:, None, None, None]).clamp(0.0, 1.0)
+
+    def _packed(self, x: torch.Tensor) -> tuple[torch.Tensor, ...]:
+        return (x,)
+
+    def _candidate(
+        self,
+        cur: torch.Tensor,
+        pack: tuple[torch.Tensor, ...],
+        p: float,
+        g: torch.Generator | None,
+    ) -> torch.Tensor:
+        (x,) = pack
+        k, c, h, w = cur.shape
+        s = max(round((p * h * w) ** 0.5), 3)
+        s = min(s + 1 - s % 2, h - (1 - h % 2), w - (1 - w % 2))  # odd, within the image
+        delta = cur - x
+        first = _windows(k, s, h, w, cur.device, g)
+        second = _windows(k, s, h, w, cur.device, g)
+        per_channel = (1, c, s, s)
+        old = delta[first.expand_as(delta)].view(k, *per_channel[1:])
+        old = old / old.flatten(2).norm(dim=2).clamp_min(1e-12)[:, :, None, None]
+        flip = torch.rand(k, generator=g, device=cur.device) < 0.5
+        pattern = square_pattern(s).to(cur)
+        pattern = torch.where(flip[:, None, None], pattern.T, pattern)[:, None]
+        fresh = pattern * _random_signs((k, c, 1, 1), cur, g) + old
+        total = delta.flatten(1).norm(dim=1)
+        moved = (delta * (first | second)).flatten(1).norm(dim=1)
+        mass = ((self.eps**2 - total**2).clamp_min(0) / c + moved**2).sqrt()
+        fresh = fresh / fresh.flatten(2).norm(dim=2).clamp_min(1e-12)[:, :, None, None]
+        fresh = fresh * mass[:, None, None, None]
+        delta = delta.masked_fill(second, 0.0)
+        delta = delta.masked_scatter(first.expand_as(delta), fresh)
+        return self._to_budget(x, delta)

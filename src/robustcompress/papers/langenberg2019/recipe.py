@@ -279,8 +279,12 @@ def schedule(
 
 QUICK_ENSEMBLE = EnsembleCheck(size=100, steps=10, queries=100, curve=(0.1,))
 """The quick profile's ensemble: a smoke test of the step (AutoAttack spends 100 APGD
-steps and 5,000 Square queries). The full and paper profiles do not run the ensemble
-yet: its cost on 24-45 models is still to be measured and budgeted."""
+and FAB steps and 5,000 Square queries)."""
+
+FULL_ENSEMBLE = EnsembleCheck(size=200, curve=(0.1, 0.2))
+"""The full and paper profiles' ensemble: AutoAttack's standard version at its own
+budget (100 steps, 9 targets, 5,000 queries) on 200 test images at the paper's ε, and at
+ε = 0.1 and 0.2 for the natural model and each model's most robust method."""
 
 PROFILES: dict[str, Profile[Schedule]] = {
     "quick": Profile(
@@ -306,7 +310,8 @@ PROFILES: dict[str, Profile[Schedule]] = {
             "every epoch end on 1000 MNIST test images (MI on 1000); CNN 5 natural "
             "epochs tracked at epoch ends, 1 fine-tuning epoch tracked every 313 steps, "
             "on 300 F-MNIST test images (PGD-20 and GNM on the CNN dominate the cost); "
-            "masking checks on 400 test images; 3 seeds"
+            "masking checks on 400 test images; the AutoAttack-style ensemble (standard, "
+            "full budget) on 200; 3 seeds"
         ),
         seeds=3,
         settings={
@@ -314,6 +319,7 @@ PROFILES: dict[str, Profile[Schedule]] = {
             "cnn": schedule(None, 5, 1, 300, 5, 3),
         },
         masking=MaskingCheck(size=400),
+        ensemble=FULL_ENSEMBLE,
     ),
     "paper": Profile(
         name="paper",
@@ -330,7 +336,7 @@ PROFILES: dict[str, Profile[Schedule]] = {
             "(CNN) epochs of natural training and every "
             f"{PAPER_TRACK_EVERY_EPOCHS['fcnn'][1]} / {PAPER_TRACK_EVERY_EPOCHS['cnn'][1]} of "
             "fine-tuning (attacks clipped and unclipped on the FCNN, clipped on the CNN); "
-            "FCNN 5 seeds, CNN 3 seeds; masking checks on 400 images"
+            "FCNN 5 seeds, CNN 3 seeds; masking checks on 400 images, the ensemble on 200"
         ),
         seeds=5,
         settings={
@@ -362,6 +368,7 @@ PROFILES: dict[str, Profile[Schedule]] = {
             ),
         },
         masking=MaskingCheck(size=400),
+        ensemble=FULL_ENSEMBLE,
     ),
 }
 """``quick`` (a smoke test, minutes), ``full`` (the first pass's momentum recipe, the
