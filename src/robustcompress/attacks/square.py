@@ -232,13 +232,13 @@ class L2Square(LinfSquare):
 
     The perturbation always has norm ε (before the box clips it). It starts as a grid of
     :func:`square_pattern` patches of side ``⌊h/5⌋``, each transposed with probability ½
-    and with random signs per channel. Each
-    iteration draws two windows of side ``s`` (odd, ≥ 3, from the window share ``p`` of
-    :func:`square_fraction`) per input: the mass of both moves into the first one, as the
-    old content of the first window (normalised) plus a fresh pattern of random sign per
-    channel, scaled to carry the old mass of both windows plus the budget still unused;
-    the second window is emptied; the whole is rescaled to norm ε and clipped to the box.
-    Kept when it lowers the loss, as in the ℓ∞ attack. Default ``eps = 1.0``.
+    and with random signs per channel. Each iteration draws two windows of side ``s``
+    (odd, ≥ 3, from the window share ``p`` of :func:`square_fraction`) per input: the mass
+    of both moves into the first one, as the old content of the first window (normalised)
+    plus a fresh pattern of random sign per channel, scaled to carry the old mass of both
+    windows plus the budget still unused; the second window is emptied; the whole is
+    rescaled to norm ε and clipped to the box. Kept when it lowers the loss, as in the ℓ∞
+    attack. Default ``eps = 1.0``.
     """
 
     name = "square_l2"
