@@ -135,7 +135,7 @@ def test_with_eps_it_breaks_exactly_the_inputs_within_the_budget(name: str, norm
     assert not fooled[distance > eps * (1 + 1e-9)].any()
 
 
-def test_one_target_is_slower_to_find_than_the_nearest_boundary() -> None:
+def test_one_target_is_never_closer_than_the_nearest_boundary() -> None:
     """FAB-T with one target (the highest other logit) is no closer than the untargeted
     FAB, and on some inputs farther: its boundary is not always the nearest."""
     model, x, _ = affine_problem(num_classes=5, n=64)
