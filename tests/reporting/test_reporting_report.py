@@ -200,7 +200,7 @@ def test_results_markdown(tiny_reproduction: Path, tmp_path: Path) -> None:
     assert "## Where our numbers differ from the paper's, and why" in text
     assert "Table 1, natural: clean accuracy" in text  # tiny runs are far below 0.95
     assert "_Why: to be written._" in text
-    assert "Profile 'test' uses subsampled data" in text
+    assert "Profile 'test' trains on subsampled data" in text  # its runs have data.limit
 
 
 def test_appendix_b_table_sets_the_reshaped_kernel_against_the_operator(tiny_report: Any) -> None:

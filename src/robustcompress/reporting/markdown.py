@@ -91,10 +91,11 @@ def differences(
     for claim in claims:
         if claim.verdict != "supported":
             items.append(f"{claim.spec.title}: {claim.verdict} here ({claim.summary}).")
-    if source.profile and source.profile != "full":
+    subsampled = any((r.config.get("data") or {}).get("limit") for r in source.runs)
+    if subsampled:
         items.append(
-            f"Profile '{source.profile}' uses subsampled data and few epochs: numbers are a "
-            "smoke test, not a reproduction."
+            f"Profile '{source.profile}' trains on subsampled data: numbers are a smoke "
+            "test, not a reproduction."
         )
     return items
 
