@@ -197,6 +197,8 @@ def test_chunks_change_nothing(tiny_model, tiny_batch) -> None:
     x, y = tiny_batch
     attack = attacks.get("fab_t", steps=10, target_classes=3, eps=0.2)
     whole = attack.replace(chunk_size=None)(tiny_model, x, y)
+    with torch.no_grad():
+        assert (tiny_model(whole).argmax(dim=1) != y).sum() >= 2  # not a trivial equality
     torch.testing.assert_close(attack.replace(chunk_size=3)(tiny_model, x, y), whole)
 
 

@@ -114,7 +114,7 @@ def test_l2_perturbation_spends_the_whole_budget(trained_fcnn, mnist_batch) -> N
     longer = make_attack("square_l2", eps=eps, queries=300, seed=0)(trained_fcnn, x, y)
     with torch.no_grad():
         fooled = [(trained_fcnn(a).argmax(1) != y)[moved].sum() for a in (x_adv, longer)]
-    assert 0 < fooled[0] < fooled[1]  # measured: 19 and 73 of the 175 inputs
+    assert 0 < fooled[0] < fooled[1]
     grey = torch.full((4, 1, 28, 28), 0.5)
     with torch.no_grad():
         labels = trained_fcnn(grey).argmax(1)

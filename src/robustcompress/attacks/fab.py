@@ -228,9 +228,11 @@ class LinfFAB(MinimalPerturbationAttack):
         norm = self.norm or "linf"
         for target in self._targets(logits, y):
             for restart in range(self.restarts):
-                open_ = correct & (distance > budget) if self.eps is not None else correct
-                if restart:  # random restarts refine inputs with a finite radius only
-                    open_ &= torch.isfinite(distance.clamp_max(budget))
+                # with a budget: the inputs not yet broken within it; without one, every
+                # correct input, but a restart needs a radius (an adversarial found)
+                open_ = correct & (distance > budget)
+                if self.eps is None:
+                    open_ = correct & torch.isfinite(distance) if restart else correct
                 rows = open_.nonzero().squeeze(1)
                 if not rows.numel():
                     continue

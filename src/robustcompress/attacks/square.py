@@ -26,6 +26,7 @@ already misclassifies are returned unchanged.
 
 from __future__ import annotations
 
+import functools
 from dataclasses import dataclass
 
 import torch
@@ -144,12 +145,13 @@ class LinfSquare(FixedEpsilonAttack):
         idx = (margins >= 0).nonzero().squeeze(1)
         cur, y_a, margin_a, loss_a = best[idx], y[idx], margins[idx], losses[idx]
         pack = tuple(t[idx] for t in self._packed(x))
+        rows, cols = (torch.arange(size, device=x.device) for size in x.shape[2:])
         for i in range(self.queries):
             k = idx.numel()
             if not k:
                 break
             p = square_fraction(self.p_init, i, self.queries)
-            candidate = self._candidate(cur, pack, p, g)
+            candidate = self._candidate(cur, pack, (rows, cols), p, g)
             m, value = _scores(model, candidate, y_a, self.loss)
             keep = (value < loss_a) | (m < 0)
             cur = torch.where(keep[:, None, None, None], candidate, cur)
@@ -178,6 +180,7 @@ class LinfSquare(FixedEpsilonAttack):
         self,
         cur: torch.Tensor,
         pack: tuple[torch.Tensor, ...],
+        grid: tuple[torch.Tensor, torch.Tensor],
         p: float,
         g: torch.Generator | None,
     ) -> torch.Tensor:
@@ -185,18 +188,20 @@ class LinfSquare(FixedEpsilonAttack):
         lo, hi = pack
         k, c, h, w = cur.shape
         s = min(max(round((p * h * w) ** 0.5), 1), h, w)
-        window = _windows(k, s, h, w, cur.device, g)
+        window = _windows(k, s, grid, g)
         step = (2 * self.eps) * _random_signs((k, c, 1, 1), cur, g)
         return torch.where(window, torch.clamp(cur + step, lo, hi), cur)
 
 
 def _windows(
-    k: int, s: int, h: int, w: int, device: torch.device, g: torch.Generator | None
+    k: int, s: int, grid: tuple[torch.Tensor, torch.Tensor], g: torch.Generator | None
 ) -> torch.Tensor:
-    """A ``k×1×h×w`` mask: per input, one ``s×s`` window at a uniformly random position."""
-    top = torch.randint(0, h - s + 1, (k, 1), generator=g, device=device)
-    left = torch.randint(0, w - s + 1, (k, 1), generator=g, device=device)
-    rows, cols = torch.arange(h, device=device), torch.arange(w, device=device)
+    """A ``k×1×h×w`` mask: per input, one ``s×s`` window at a uniformly random position;
+    ``grid`` holds the row and column indices (built once per run, not per iteration)."""
+    rows, cols = grid
+    h, w = rows.numel(), cols.numel()
+    top = torch.randint(0, h - s + 1, (k, 1), generator=g, device=rows.device)
+    left = torch.randint(0, w - s + 1, (k, 1), generator=g, device=rows.device)
     inside_h = (rows >= top) & (rows < top + s)
     inside_w = (cols >= left) & (cols < left + s)
     return (inside_h[:, :, None] & inside_w[:, None, :])[:, None]
@@ -216,9 +221,12 @@ def centred_squares(rows: int, cols: int) -> torch.Tensor:
     return patch / patch.norm() if patch.numel() else patch
 
 
+@functools.lru_cache(maxsize=64)
 def square_pattern(s: int) -> torch.Tensor:
     """The ``s×s`` update of the ℓ2 Square attack: centred squares of opposite signs on the
-    two halves (upper ``⌊s/2⌋`` rows positive), unit ℓ2 norm."""
+    two halves (upper ``⌊s/2⌋`` rows positive), unit ℓ2 norm. Cached: the side changes
+    only at the schedule's halvings, the pattern is drawn every iteration (callers must
+    not write into it)."""
     top = centred_squares(s // 2, s)
     bottom = -centred_squares(s - s // 2, s)
     both = torch.cat([top, bottom])
@@ -273,6 +281,7 @@ class L2Square(LinfSquare):
         self,
         cur: torch.Tensor,
         pack: tuple[torch.Tensor, ...],
+        grid: tuple[torch.Tensor, torch.Tensor],
         p: float,
         g: torch.Generator | None,
     ) -> torch.Tensor:
@@ -281,10 +290,9 @@ class L2Square(LinfSquare):
         s = max(round((p * h * w) ** 0.5), 3)
         s = min(s + 1 - s % 2, h - (1 - h % 2), w - (1 - w % 2))  # odd, within the image
         delta = cur - x
-        first = _windows(k, s, h, w, cur.device, g)
-        second = _windows(k, s, h, w, cur.device, g)
-        per_channel = (1, c, s, s)
-        old = delta[first.expand_as(delta)].view(k, *per_channel[1:])
+        first = _windows(k, s, grid, g)
+        second = _windows(k, s, grid, g)
+        old = delta[first.expand_as(delta)].view(k, c, s, s)
         old = old / old.flatten(2).norm(dim=2).clamp_min(1e-12)[:, :, None, None]
         flip = torch.rand(k, generator=g, device=cur.device) < 0.5
         pattern = square_pattern(s).to(cur)

@@ -700,7 +700,8 @@ def ensemble_for(
     ]
 
     def jobs(runs: Sequence[tuple[PlannedRun, Path]], eps: tuple[float, ...], kind: str) -> list:
-        files = [cache / f"{run_dir.name}-{kind}-{check.tag()}.json" for _, run_dir in runs]
+        tag = check.tag()  # builds the version's attacks: once, not per run
+        files = [cache / f"{run_dir.name}-{kind}-{tag}.json" for _, run_dir in runs]
         return [
             (str(run_dir), p.dataset, check, eps, str(f))
             for (p, run_dir), f in zip(runs, files, strict=True)
