@@ -11,6 +11,7 @@ from torch import nn
 from robustcompress import attacks
 from robustcompress.attacks import Attack, run_ensemble
 from robustcompress.attacks.ensemble import CLEAN
+from robustcompress.errors import AttackError
 
 
 @dataclass(kw_only=True)
@@ -83,3 +84,80 @@ def test_worst_case_of_its_stages(trained_fcnn, mnist_batch) -> None:
         assert result.robust_accuracy <= alone.item()
     assert torch.equal(ensemble(trained_fcnn, x, y), result.x_adv)  # seeded: reproducible
     assert (result.x_adv - x).abs().max() <= 0.05 + 1e-6
+
+
+def test_custom_version_runs_the_listed_attacks_in_order() -> None:
+    custom = attacks.get(
+        "autoattack",
+        version="custom",
+        attacks="fgsm, apgd,square",
+        eps=0.1,
+        seed=4,
+        steps=6,
+        queries=30,
+    )
+    stages = custom.stages()
+    assert [label for label, _ in stages] == ["fgsm", "apgd", "square"]
+    fgsm, apgd, square = (a for _, a in stages)
+    assert fgsm.eps == apgd.eps == square.eps == 0.1
+    assert apgd.steps == 6 and apgd.seed == 4 and square.queries == 30 and square.seed == 4
+    l2 = attacks.get("autoattack", version="custom", attacks="apgd_l2,square_l2", norm="l2")
+    assert [a.name for _, a in l2.stages()] == ["apgd_l2", "square_l2"]
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"version": "custom"}, "needs attacks=NAME"),
+        ({"attacks": "apgd"}, "only with version='custom'"),
+        ({"version": "custom", "attacks": "apgd,nope"}, "unknown attack 'nope'"),
+        ({"version": "custom", "attacks": "apgd,apgd"}, "apgd listed twice"),
+        ({"version": "custom", "attacks": "apgd_l2"}, "'apgd_l2' is an l2 attack"),
+        ({"version": "custom", "attacks": "deepfool"}, "'deepfool' cannot be a stage"),
+        ({"version": "custom", "attacks": "autoattack"}, "'autoattack' cannot be a stage"),
+        ({"version": "custom", "attacks": ["apgd"]}, "comma-separated attack names"),
+        ({"version": "strong"}, "version"),
+    ],
+)
+def test_bad_stage_lists_fail_with_the_fix(settings: dict, message: str) -> None:
+    with pytest.raises(AttackError, match=message):
+        attacks.get("autoattack", **settings)
+
+
+def test_evaluation_records_which_stage_broke_each_input(trained_fcnn, mnist_batch) -> None:
+    from robustcompress.evaluation import evaluate
+
+    x, y = mnist_batch
+    x, y = x[:60], y[:60]
+    ensemble = attacks.get(
+        "autoattack", version="custom", attacks="fgsm,apgd,square", seed=0, steps=10, queries=50
+    )
+    record = evaluate(
+        trained_fcnn,
+        (x, y),
+        {"aa": ensemble},
+        eps=[0.0, 0.05, 0.3],
+        batch_size=25,
+        check_masking=False,
+    )
+    rows = record.summary("aa")
+    zero, mid, large = (row["broken_by"] for row in rows)
+    correct = rows[0]["n_correct"]
+    assert zero == {CLEAN: 60 - correct, "fgsm": 0, "apgd": 0, "square": 0, "robust": correct}
+    for row, counts in zip(rows, (zero, mid, large), strict=True):
+        assert sum(counts.values()) == 60 and counts[CLEAN] == 60 - correct
+        assert counts["fgsm"] + counts["apgd"] + counts["square"] == row["n_fooled"]
+    assert mid["apgd"] > 0 and mid["robust"] > large["robust"]  # the later stages do work
+    # the same as the ensemble run batch by batch on its own (seeded, so reproducible)
+    alone = [
+        b
+        for i in range(0, 60, 25)
+        for b in ensemble.replace(eps=0.05)
+        .evaluate(trained_fcnn, x[i : i + 25], y[i : i + 25])
+        .broken_by
+    ]
+    assert record.attacks["aa"].broken_by[1] == alone
+    assert record.to_dict()["attacks"]["aa"]["per_sample"]["broken_by"][1] == alone
+    # other attacks carry no stage breakdown
+    plain = evaluate(trained_fcnn, (x, y), "fgsm", eps=0.05, check_masking=False)
+    assert plain.attacks["fgsm"].broken_by is None and "broken_by" not in plain.summary("fgsm")[0]

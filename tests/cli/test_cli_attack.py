@@ -97,3 +97,22 @@ def test_set_passes_typed_values(capsys: pytest.CaptureFixture[str]) -> None:
     assert _run([*argv, *FAST]) == 0
     settings = json.loads(capsys.readouterr().out)["attacks"]["pgd"]["settings"]
     assert settings["random_start"] is True and settings["steps"] == 2
+
+
+def test_an_ensemble_reports_which_stage_broke_each_input(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    ensemble = ["--attack", "autoattack", "--set", "version=custom", "--set", "attacks=fgsm,pgd"]
+    argv = [*ensemble, "--steps", "3", "--eps", "0,0.3", "--no-masking", *FAST]
+    assert _run(["fcnn", *argv, "--json"]) == 0
+    rows = json.loads(capsys.readouterr().out)["attacks"]["autoattack"]["summary"]
+    for row in rows:
+        counts = row["broken_by"]
+        assert list(counts) == ["clean", "fgsm", "pgd", "robust"] and sum(counts.values()) == 40
+        assert counts["fgsm"] + counts["pgd"] == row["n_fooled"]
+    assert rows[0]["broken_by"]["robust"] == rows[0]["n_correct"]  # ε = 0 breaks nothing
+    assert _run(["fcnn", *argv]) == 0
+    out = capsys.readouterr().out
+    words = out.split()  # the table's title wraps with the terminal's width
+    assert "autoattack:" in words and "stage," in words
+    assert all(column in words for column in ("clean", "fgsm", "pgd", "robust"))

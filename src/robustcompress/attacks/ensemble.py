@@ -13,13 +13,16 @@ Versions, ℓ∞ (``norm='linf'``):
   FAB-T (9 targets, 100 steps each) and Square (5,000 queries): AutoAttack's standard
   sequence;
 * ``rand``: APGD-CE and APGD-DLR, AutoAttack's cheaper version (its expectation over
-  transformations is left out: the project's models are deterministic).
+  transformations is left out: the project's models are deterministic);
+* ``custom``: the registered attacks named in ``attacks`` (comma-separated, in order,
+  e.g. ``attacks="apgd,square"``), each a fixed-budget attack in the ensemble's norm.
 
 ℓ2 (``norm='l2'``): the same sequence with the ℓ2 attacks.
 """
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -32,11 +35,13 @@ from robustcompress.attacks._utils import require_choice, require_int
 from robustcompress.attacks.base import (
     Attack,
     FixedEpsilonAttack,
+    attack_class,
     attack_mode,
     get,
     register_attack,
 )
 from robustcompress.attacks.ops import NORMS, predict
+from robustcompress.errors import AttackError
 
 #: Each version's stages: ``(label, attack name, settings)``; ``{norm}`` picks the ℓ2 name.
 VERSIONS: dict[str, tuple[tuple[str, str, dict[str, Any]], ...]] = {
@@ -54,6 +59,9 @@ VERSIONS: dict[str, tuple[tuple[str, str, dict[str, Any]], ...]] = {
 
 #: The ℓ2 attack of each ℓ∞ stage.
 L2_NAMES = {"apgd": "apgd_l2", "apgd_t": "apgd_t_l2", "fab_t": "fab_t_l2", "square": "square_l2"}
+
+#: The version whose stages are the ``attacks`` setting's list.
+CUSTOM = "custom"
 
 #: ``broken_by`` of an input the model misclassifies before any attack.
 CLEAN = "clean"
@@ -137,10 +145,12 @@ class AutoAttack(FixedEpsilonAttack):
     """The AutoAttack-style ensemble (:data:`VERSIONS`) as one attack: the output is, per
     input, the adversarial example of the first stage that broke it, else the input.
 
-    ``version``: ``standard`` or ``rand`` (see the module docstring); ``norm``: ``linf``
-    or ``l2``; ``steps`` and ``queries`` override the APGD and FAB stages' iterations and
-    Square's queries (AutoAttack's: 100 and 5,000). :meth:`evaluate` also returns which
-    stage broke each input.
+    ``version``: ``standard``, ``rand`` or ``custom`` (see the module docstring);
+    ``norm``: ``linf`` or ``l2``; ``steps`` and ``queries`` override the APGD and FAB
+    stages' iterations and Square's queries (AutoAttack's: 100 and 5,000); in a custom
+    list, every stage that has a ``steps`` or ``queries`` setting gets them. ``attacks``:
+    the custom version's comma-separated attack names (only with ``version='custom'``).
+    :meth:`evaluate` also returns which stage broke each input.
     """
 
     name = "autoattack"
@@ -153,16 +163,64 @@ class AutoAttack(FixedEpsilonAttack):
     version: str = "standard"
     steps: int = 100
     queries: int = 5000
+    attacks: str = ""
 
     def validate(self) -> None:
         super().validate()
         require_choice(self.name, "norm", self.norm, NORMS)
-        require_choice(self.name, "version", self.version, tuple(VERSIONS))
+        require_choice(self.name, "version", self.version, (*VERSIONS, CUSTOM))
         require_int(self.name, "steps", self.steps, minimum=1)
         require_int(self.name, "queries", self.queries, minimum=1)
+        if not isinstance(self.attacks, str):
+            raise AttackError(
+                f"{self.name}: attacks must be comma-separated attack names, e.g. "
+                f"'apgd,square', got {self.attacks!r}"
+            )
+        if self.version == CUSTOM:
+            self._custom_stages()  # unknown names, wrong norms, repeats fail here
+        elif self.attacks:
+            raise AttackError(
+                f"{self.name}: attacks={self.attacks!r} is read only with version='custom' "
+                f"(got version={self.version!r}); set version='custom' or drop attacks"
+            )
+
+    def _custom_stages(self) -> list[tuple[str, Attack]]:
+        names = [n.strip() for n in self.attacks.split(",") if n.strip()]
+        if not names:
+            raise AttackError(
+                f"{self.name}: version 'custom' needs attacks=NAME,NAME,... (registered "
+                "attack names, in the order to run them), e.g. attacks='apgd,square'"
+            )
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise AttackError(
+                f"{self.name}: {', '.join(repeated)} listed twice in attacks; a stage "
+                "reruns nothing the first one missed, list each attack once"
+            )
+        out = []
+        for name in names:
+            cls = attack_class(name)
+            if cls is AutoAttack or not issubclass(cls, FixedEpsilonAttack):
+                raise AttackError(
+                    f"{self.name}: {name!r} cannot be a stage: stages are fixed-budget "
+                    "attacks (e.g. fgsm, pgd, apgd, apgd_t, fab_t, square)"
+                )
+            fields = {f.name for f in dataclasses.fields(cls)}
+            budget = {k: getattr(self, k) for k in ("steps", "queries") if k in fields}
+            seed = {"seed": self.seed} if "seed" in fields else {}
+            attack = get(name, **budget, **seed, eps=self.eps)
+            if attack.norm != self.norm:
+                raise AttackError(
+                    f"{self.name}: {name!r} is an {attack.norm} attack but the ensemble's "
+                    f"norm is {self.norm}; list {self.norm} attacks or set norm={attack.norm}"
+                )
+            out.append((name, attack.replace(chunk_size=self.chunk_size)))
+        return out
 
     def stages(self) -> list[tuple[str, Attack]]:
         """The version's attacks with this ensemble's ε, norm, seed and budgets."""
+        if self.version == CUSTOM:
+            return self._custom_stages()
         out = []
         for label, attack_name, settings in VERSIONS[self.version]:
             name = attack_name if self.norm == "linf" else L2_NAMES[attack_name]

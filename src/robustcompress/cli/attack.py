@@ -194,6 +194,16 @@ def run(args: argparse.Namespace) -> int:
     print_table(
         rows, list(COLUMNS.values()), title="fooling ratio over correctly classified inputs"
     )
+    for label in record.attacks:
+        stages = [
+            {"ε": r["eps"], **r["broken_by"]} for r in record.summary(label) if "broken_by" in r
+        ]
+        if stages:
+            print_table(
+                stages,
+                title=f"{label}: inputs broken by each stage, in order (clean: misclassified "
+                "unattacked; robust: no stage broke it)",
+            )
     if record.masking:
         print_table(
             [

@@ -34,7 +34,8 @@ import torch
 from torch import nn
 
 from robustcompress import attacks as attack_registry
-from robustcompress.attacks import Attack, FixedEpsilonAttack, attack_mode
+from robustcompress.attacks import Attack, AutoAttack, FixedEpsilonAttack, attack_mode
+from robustcompress.attacks.ensemble import CLEAN
 from robustcompress.attacks.ops import clip_box, predict
 from robustcompress.device import resolve_device
 from robustcompress.errors import ConfigError, DataError
@@ -112,6 +113,11 @@ class AttackCurve:
         capabilities: the attack's declared capability flags
             (:meth:`~robustcompress.attacks.Attack.capabilities`), which the masking
             checks read.
+        broken_by: for an ensemble (:class:`~robustcompress.attacks.AutoAttack`),
+            ``len(eps) × N``: per input, the stage that broke it, ``"clean"`` if the
+            model misclassified it unattacked, ``None`` if it stayed robust; ``None``
+            for other attacks.
+        stages: the ensemble's stage labels in order (empty for other attacks).
     """
 
     label: str
@@ -125,6 +131,19 @@ class AttackCurve:
     delta_linf: np.ndarray
     seconds: float = 0.0
     capabilities: dict[str, bool] = field(default_factory=dict)
+    broken_by: list[list[str | None]] | None = None
+    stages: tuple[str, ...] = ()
+
+    def stage_counts(self, row: int) -> dict[str, int] | None:
+        """For an ensemble, the inputs of row ``row`` misclassified unattacked
+        (``clean``), broken by each stage in order, and still ``robust``; else ``None``."""
+        if self.broken_by is None:
+            return None
+        found = self.broken_by[row]
+        counts = {CLEAN: found.count(CLEAN)}
+        counts.update({stage: found.count(stage) for stage in self.stages})
+        counts["robust"] = found.count(None)
+        return counts
 
     def delta(self, norm: str) -> np.ndarray:
         """The per-sample perturbation norms ``len(eps) × N`` in ``norm`` (l2 or linf)."""
@@ -216,6 +235,9 @@ class EvaluationRecord:
             "n_correct": int(correctly_classified(self.pred_clean, self.labels).sum()),
             "n_fooled": int(hit.sum()),
         }
+        counts = curve.stage_counts(row)
+        if counts is not None:
+            out["broken_by"] = counts
         for norm, x_norm in (("l2", self.x_l2), ("linf", self.x_linf)):
             d = curve.delta(norm)[row]
             out[f"{norm}_mean"] = float(d[hit].mean()) if hit.any() else math.nan
@@ -282,6 +304,8 @@ class EvaluationRecord:
                     "delta_l2": curve.delta_l2.tolist(),
                     "delta_linf": curve.delta_linf.tolist(),
                 }
+                if curve.broken_by is not None:
+                    entry["per_sample"]["broken_by"] = curve.broken_by
             attacks[label] = entry
         out: dict[str, Any] = {
             "n": self.n,
@@ -329,12 +353,14 @@ class _Plan:
     pred: list[list[torch.Tensor]] = field(default_factory=list)
     l2: list[list[torch.Tensor]] = field(default_factory=list)
     linf: list[list[torch.Tensor]] = field(default_factory=list)
+    broken: list[list[str | None]] = field(default_factory=list)
     seconds: float = 0.0
 
     def __post_init__(self) -> None:
         self.pred = [[] for _ in self.runs]
         self.l2 = [[] for _ in self.runs]
         self.linf = [[] for _ in self.runs]
+        self.broken = [[] for _ in self.runs]
 
     @property
     def runs(self) -> list[float | None]:
@@ -353,7 +379,7 @@ class _Plan:
         for i, eps in enumerate(self.runs):
             if before_run is not None:
                 before_run(self.label, eps)
-            x_adv = self._attack(model, x, y, eps, sign_steps)
+            x_adv = self._attack(model, x, y, eps, sign_steps, self.broken[i])
             self.pred[i].append(predict(model, x_adv).cpu())
             self.l2[i].append(perturbation_norms(x, x_adv, "l2").cpu())
             self.linf[i].append(perturbation_norms(x, x_adv, "linf").cpu())
@@ -366,7 +392,20 @@ class _Plan:
         y: torch.Tensor,
         eps: float | None,
         sign_steps: dict[Any, torch.Tensor],
+        broken: list[str | None],
     ) -> torch.Tensor:
+        """The adversarial inputs at ``eps``; an ensemble also appends to ``broken``
+        which of its stages broke each input."""
+        if isinstance(self.attack, AutoAttack):
+            if eps == 0:  # the identity: only the unattacked mistakes are "broken"
+                wrong = (predict(model, x) != y).tolist()
+                broken.extend(CLEAN if w else None for w in wrong)
+                return x
+            ensemble = self.attack if eps is None else self.attack.replace(eps=eps)
+            assert isinstance(ensemble, AutoAttack)
+            result = ensemble.evaluate(model, x, y)
+            broken.extend(result.broken_by)
+            return result.x_adv
         if eps is None:
             return self.attack(model, x, y)
         if eps == 0:
@@ -402,6 +441,12 @@ class _Plan:
             delta_linf=linf,
             seconds=self.seconds,
             capabilities=self.attack.capabilities(),
+            broken_by=self.broken if isinstance(self.attack, AutoAttack) else None,
+            stages=(
+                tuple(label for label, _ in self.attack.stages())
+                if isinstance(self.attack, AutoAttack)
+                else ()
+            ),
         )
 
 
