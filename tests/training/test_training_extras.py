@@ -5,6 +5,7 @@ Runs on the synthetic subspace data (robustcompress.data.synthetic): no data set
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,11 +24,13 @@ from robustcompress.training import (
     Callback,
     CleanTracker,
     MagnitudePruning,
+    ProgressivePruning,
     SettingError,
     Trainer,
     TrainingSettings,
     build_extra,
     list_extras,
+    load_model,
     read_checkpoint,
     read_metrics,
     register_extra,
@@ -37,6 +40,7 @@ from robustcompress.training.checkpoint import (
     state_from_checkpoint,
     state_to_checkpoint,
 )
+from robustcompress.training.extras import smallest_magnitude_mask
 
 N = 32
 """Input dimension of the synthetic data (images 1×1×32)."""
@@ -277,3 +281,102 @@ def test_optimizer_factory_sees_extra_parameters_after_model_parameters(tmp_path
         callbacks=[extra],
     )
     assert seen[0][:-1] == list(model.parameters()) and seen[0][-1] is extra.scale
+
+
+# ------------------------------------------------------ progressive pruning
+
+
+def test_smallest_magnitude_mask_prunes_only_among_the_kept_entries() -> None:
+    w = torch.tensor([[0.5, -0.1, 0.3], [-0.2, 0.05, 0.9]])
+    first = smallest_magnitude_mask(w, 2)
+    assert first.tolist() == [[1, 0, 1], [1, 0, 1]]  # 0.05 and 0.1 go
+    second = smallest_magnitude_mask(w, 2, first)  # 0.2 and 0.3 of the four left
+    assert second.tolist() == [[1, 0, 0], [0, 0, 1]]
+    tied = smallest_magnitude_mask(torch.ones(5), 2)
+    assert tied.tolist() == [0, 0, 1, 1, 1]  # ties by position: reproducible
+
+
+def test_progressive_pruning_masks_a_fraction_of_the_rest_each_round(tmp_path: Path) -> None:
+    pruning = ProgressivePruning(rounds=3, fraction=1 / 3, epochs_per_round=1)
+    trainer = _trainer(tmp_path / "run", [pruning], epochs=3, checkpoint_every=1)
+    w1, w2 = (wm.parameter for wm in weight_matrices(trainer.model))  # 8×32 and 2×8
+    trainer.fit()
+    # round by round: round(n/3) of the n entries still unmasked
+    alive = {"W1": 256, "W2": 16}
+    for name in alive:
+        for _ in range(3):
+            alive[name] -= round(alive[name] / 3)
+    assert {k: int(m.sum()) for k, m in pruning.masks.items()} == alive == {"W1": 76, "W2": 5}
+    assert torch.equal(w1 != 0, pruning.masks["W1"] == 1)  # zero exactly where masked
+    assert torch.equal(w2 != 0, pruning.masks["W2"] == 1)
+    # rounds + 1 models: the dense start, then each round after its retraining
+    snapshots = sorted((trainer.run_dir / "rounds").glob("round-*.safetensors"))
+    assert [p.name for p in snapshots] == [f"round-{r:02d}.safetensors" for r in range(4)]
+    zeros = []
+    for r, path in enumerate(snapshots):
+        assert read_checkpoint(path).meta["pruning"]["round"] == r
+        zeros.append(int((weight_matrices(load_model(path))[0].parameter == 0).sum()))
+    assert zeros == [0, 85, 142, 180]  # 256 − 171, 171 − 114, 114 − 76 left
+    last = weight_matrices(load_model(snapshots[-1]))
+    assert all(
+        torch.equal(a.parameter, b.parameter)
+        for a, b in zip(last, weight_matrices(trainer.model), strict=True)
+    )
+
+
+def test_pruned_entries_never_come_back_during_retraining(tmp_path: Path) -> None:
+    seen: list[torch.Tensor] = []
+
+    @dataclass
+    class _Watch(Callback):
+        def on_step_end(self, trainer: Trainer, step: int, terms: Mapping[str, float]) -> None:
+            seen.append(weight_matrices(trainer.model)[0].parameter.detach() == 0)
+
+    pruning = ProgressivePruning(rounds=2, fraction=0.5, epochs_per_round=2, weights=["W1"])
+    _trainer(tmp_path / "run", [pruning, _Watch()], epochs=4).fit()
+    assert len(seen) == 16
+    for before, after in itertools.pairwise(seen):
+        assert bool((before & ~after).sum() == 0)  # once zero, zero at every later step
+    assert int(seen[0].sum()) == 128 and int(seen[-1].sum()) == 192
+
+
+def test_progressive_pruning_resumes_exactly(tmp_path: Path) -> None:
+    kw: dict[str, Any] = {"epochs": 3, "track_every": 1, "checkpoint_every": 3}
+    reference = _trainer(tmp_path / "reference", [ProgressivePruning(rounds=3)], **kw)
+    reference.fit()
+    killed = _trainer(tmp_path / "resumed", [ProgressivePruning(rounds=3), StopAt(7)], **kw)
+    with pytest.raises(Stop):
+        killed.fit()
+    resumed_pruning = ProgressivePruning(rounds=3)
+    resumed = _trainer(tmp_path / "resumed", [resumed_pruning], **kw)
+    assert resumed.fit().resumed_from_step == 6
+    assert resumed_pruning.begun == 3
+    assert read_metrics(resumed.metrics_path) == read_metrics(reference.metrics_path)
+    for a, b in zip(resumed.model.parameters(), reference.model.parameters(), strict=True):
+        assert torch.equal(a, b)
+    for r in range(4):
+        name = f"rounds/round-{r:02d}.safetensors"
+        got, want = (
+            read_checkpoint(resumed.run_dir / name),
+            read_checkpoint(reference.run_dir / name),
+        )
+        assert all(torch.equal(got.tensors[k], want.tensors[k]) for k in want.tensors)
+
+
+@pytest.mark.parametrize(
+    ("settings", "message"),
+    [
+        ({"rounds": 0}, "rounds: must be ≥ 1"),
+        ({"fraction": 1.0}, "fraction: must be in \\(0, 1\\)"),
+        ({"epochs_per_round": 0}, "epochs_per_round: must be ≥ 1"),
+    ],
+)
+def test_progressive_pruning_settings_are_checked(settings: dict, message: str) -> None:
+    with pytest.raises(SettingError, match=message):
+        build_extra("progressive_pruning", **settings)
+
+
+def test_progressive_pruning_needs_its_epochs(tmp_path: Path) -> None:
+    pruning = ProgressivePruning(rounds=4, epochs_per_round=2)
+    with pytest.raises(ConfigError, match=r"need training.epochs = 8 \(got 3\)"):
+        _trainer(tmp_path / "run", [pruning], epochs=3).fit()

@@ -20,6 +20,7 @@ from robustcompress.training.checkpoint import load_model, load_weights, read_ch
 from robustcompress.training.divergence import DivergenceMonitor
 from robustcompress.training.extras import (
     MagnitudePruning,
+    ProgressivePruning,
     SettingError,
     build_extra,
     list_extras,
@@ -63,6 +64,7 @@ __all__ = [
     "MetricRecord",
     "MutualInformationTracker",
     "OptimizerFactory",
+    "ProgressivePruning",
     "Reporter",
     "RunLog",
     "SettingError",
