@@ -42,6 +42,7 @@ Per = Literal["layer", "attack", "term"]
 FOOLING_RATIO = "fooling_ratio"
 ACCURACY = "accuracy"
 LOSS = "loss"
+ACTIVATION_SPARSITY = "activation_sparsity"
 
 
 @dataclass(frozen=True)
@@ -261,6 +262,17 @@ def _builtin() -> None:
             per="term",
             description="cross-entropy, each regularizer's term and their sum (eq. 8)",
             source="Langenberg et al. 2019, eq. 8",
+        )
+    )
+    register_metric(
+        MetricSpec(
+            ACTIVATION_SPARSITY,
+            "activation sparsity",
+            "zeros(a)",
+            "structure",
+            description="share of zero activations feeding the last linear layer on the "
+            "evaluation inputs",
+            source="Guo et al. 2018, Table 1 (“Sparsity (a)”)",
         )
     )
     langenberg = "Langenberg et al. 2019"

@@ -523,6 +523,11 @@ class TrackingConfig(_Section):
             out[label] = (str(settings.pop("attack", label)), settings)
         return out
 
+    activation_sparsity: bool = added_field(
+        False,
+        description="track the share of zero activations feeding the last linear layer "
+        "(Guo et al. 2018, Table 1)",
+    )
     mutual_information: MutualInformationConfig = added_field(
         default_factory=MutualInformationConfig,
         switch="enabled",

@@ -246,6 +246,7 @@ def _train(
     from robustcompress.models import create_model, initialize
     from robustcompress.regularizers import build_regularizer
     from robustcompress.training import (
+        ActivationSparsityTracker,
         AdversarialTraining,
         CleanTracker,
         DivergenceMonitor,
@@ -301,6 +302,8 @@ def _train(
             ),
             StructureTracker(tracking.structure),
         ]
+        if tracking.activation_sparsity:
+            trackers.append(ActivationSparsityTracker())
         information = tracking.mutual_information
         if information.enabled:
             sample = load_dataset(

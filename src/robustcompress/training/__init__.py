@@ -19,6 +19,7 @@
 from robustcompress.training.checkpoint import load_model, load_weights, read_checkpoint
 from robustcompress.training.divergence import DivergenceMonitor
 from robustcompress.training.extras import (
+    ActivationL1,
     MagnitudePruning,
     ProgressivePruning,
     SettingError,
@@ -29,6 +30,7 @@ from robustcompress.training.extras import (
 from robustcompress.training.progress import Reporter, RunLog, make_reporter
 from robustcompress.training.rng import derive_seed
 from robustcompress.training.trackers import (
+    ActivationSparsityTracker,
     CleanTracker,
     EvaluationContext,
     FoolingRatioTracker,
@@ -53,6 +55,8 @@ from robustcompress.training.trainer import (
 
 __all__ = [
     "SCHEDULES",
+    "ActivationL1",
+    "ActivationSparsityTracker",
     "AdversarialTraining",
     "Callback",
     "CleanTracker",

@@ -26,6 +26,8 @@ Built in:
 * ``progressive_pruning`` (:class:`ProgressivePruning`): iterative prune-and-retrain
   (Guo et al. 2018 §4.1): each round masks a fraction of every weight tensor's
   remaining entries, then retrains; every round's model is kept as a snapshot.
+* ``activation_l1`` (:class:`ActivationL1`): an ℓ1 penalty on hidden activations
+  (Guo et al. 2018, Table 1), to make them sparse.
 * ``target_accuracy`` (:class:`TargetAccuracy`): stop once the tracked accuracy reaches
   a target (e.g. a paper's reported clean accuracy), the epochs being a cap.
 """
@@ -46,10 +48,11 @@ from pydantic import TypeAdapter, ValidationError
 from torch import nn
 
 from robustcompress.errors import ConfigError, RobustCompressError
-from robustcompress.models import resolve_weight_matrix, weight_matrices
+from robustcompress.models import hidden_layer_names, resolve_weight_matrix, weight_matrices
 from robustcompress.training.trainer import Callback, Trainer
 
 __all__ = [
+    "ActivationL1",
     "MagnitudePruning",
     "ProgressivePruning",
     "SettingError",
@@ -400,6 +403,67 @@ class ProgressivePruning(Callback):
             for k, v in state["masks"].items()
         }
         self.begun = int(state["begun"])
+
+
+@register_extra("activation_l1")
+@dataclass
+class ActivationL1(Callback):
+    """An ℓ1 penalty on hidden activations (Guo et al. 2018, §4.2 "Activation
+    sparsity", Table 1): the loss gains
+
+        lam · Σ_l (1/B) Σ_b ‖a_l(x_b)‖₁
+
+    over the outputs ``a_l`` of the chosen modules on the training batch (``B``
+    inputs; the sum over a layer's units, the mean over the batch; a step with two
+    training passes, adversarial training with a clean mix, penalises both). ``layers``:
+    module paths; default every activation module (every hidden representation). The paper
+    gives neither the strengths nor the reduction; this one keeps ``lam`` independent
+    of the batch size. Only training forward passes (the model in train mode, autograd
+    on) are penalised: tracking and attack passes are not. No state: the penalty is a
+    function of the current batch.
+    """
+
+    lam: float
+    layers: list[str] | None = None
+    _outputs: list[torch.Tensor] = field(default_factory=list, init=False, repr=False)
+    _handles: list[Any] = field(default_factory=list, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.lam >= 0:
+            raise SettingError("lam", f"must be ≥ 0 (got {self.lam})")
+
+    def setup(self, model: nn.Module) -> None:
+        modules = dict(model.named_modules())
+        names = hidden_layer_names(model) if self.layers is None else list(self.layers)
+        missing = [n for n in names if n not in modules]
+        if missing or not names:
+            raise SettingError(
+                "layers",
+                f"no module(s) {', '.join(missing)} in the model; choose from "
+                f"{', '.join(n for n in modules if n)}"
+                if missing
+                else "the model has no activation modules; name the modules to penalise",
+            )
+        self._model = model
+        for handle in self._handles:
+            handle.remove()
+        self._handles = [modules[n].register_forward_hook(self._keep) for n in names]
+
+    def _keep(self, module: nn.Module, _inputs: object, output: torch.Tensor) -> None:
+        if self._model.training and torch.is_grad_enabled():
+            self._outputs.append(output)
+
+    def loss_term(self, trainer: Trainer) -> torch.Tensor | None:
+        outputs, self._outputs = self._outputs, []
+        if not outputs:
+            return None
+        per_layer = [a.flatten(1).abs().sum(dim=1).mean() for a in outputs]
+        return self.lam * torch.stack(per_layer).sum()
+
+    def on_train_end(self, trainer: Trainer, result: Any) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []
 
 
 @register_extra("target_accuracy")

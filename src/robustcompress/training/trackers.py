@@ -19,6 +19,8 @@ Figures 2–5):
   (effective rank, eq. 3, and effective sparsity, eq. 2, by default; any measure
   registered in :mod:`robustcompress.catalogue`), one row per matrix with
   ``layer = "W<i>"``;
+* :class:`ActivationSparsityTracker`: the share of zero activations feeding the last
+  linear layer (Guo et al. 2018, Table 1), as ``activation_sparsity``;
 * :class:`MutualInformationTracker`: KDE bounds on I(X; T_i) and I(T_i; Y) of every
   hidden representation t_i (Figure 2, σ² = 0.1) on a fixed sample, one row per
   bound and layer (``layer = "t<i>"``).
@@ -42,7 +44,7 @@ import torch
 from torch import nn
 
 from robustcompress.attacks import Attack
-from robustcompress.catalogue import fooling_ratio_key, structure_measures
+from robustcompress.catalogue import ACTIVATION_SPARSITY, fooling_ratio_key, structure_measures
 from robustcompress.errors import ConfigError
 from robustcompress.models import capture_representations, weight_matrices
 from robustcompress.regularizers import Regularizer, regularized_loss
@@ -195,6 +197,36 @@ class StructureTracker(Tracker):
 
     def __repr__(self) -> str:
         return f"StructureTracker({list(self.measures)})"
+
+
+def last_linear_input_sparsity(model: nn.Module, images: torch.Tensor) -> float:
+    """The share of exact zeros in the input of ``model``'s last :class:`nn.Linear`
+    (in module order) over ``images``: Guo et al.'s "percentage of deactivated neurons
+    feeding to the last fully-connected layer" (Table 1)."""
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear)]
+    if not linears:
+        raise ConfigError(
+            f"{type(model).__name__} has no linear layer: activation sparsity is measured "
+            "on the input of the last one"
+        )
+    seen: list[torch.Tensor] = []
+    handle = linears[-1].register_forward_pre_hook(lambda _m, args: seen.append(args[0].detach()))
+    try:
+        with torch.no_grad():
+            model(images)
+    finally:
+        handle.remove()
+    return float(torch.cat([a.flatten() for a in seen]).eq(0).double().mean())
+
+
+class ActivationSparsityTracker(Tracker):
+    """The share of zero activations feeding the last linear layer on the evaluation
+    subset (Guo et al. 2018, Table 1, "Sparsity (a)"), as ``activation_sparsity``."""
+
+    name = ACTIVATION_SPARSITY
+
+    def measure(self, context: EvaluationContext) -> list[Measurement]:
+        return [Measurement(self.name, last_linear_input_sparsity(context.model, context.images))]
 
 
 MUTUAL_INFORMATION_METRICS = (
