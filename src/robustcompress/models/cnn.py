@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from robustcompress.models.layers import activation, maybe_normalize
+from robustcompress.models.layers import MaxPool2d, activation, maybe_normalize
 from robustcompress.models.registry import register_model
 
 
@@ -38,10 +38,10 @@ def cnn(
         maybe_normalize(mean, std),
         nn.Conv2d(in_channels, channels, 3),
         activation(conv_activation),
-        nn.MaxPool2d(2),
+        MaxPool2d(2),
         nn.Conv2d(channels, channels, 3),
         activation(conv_activation),
-        nn.MaxPool2d(2),
+        MaxPool2d(2),
         nn.Flatten(),
         nn.Linear(channels * size * size, hidden),
         activation(fc_activation),

@@ -28,6 +28,24 @@ def activation(name: str) -> nn.Module:
         ) from None
 
 
+class MaxPool2d(nn.MaxPool2d):
+    """:class:`torch.nn.MaxPool2d` that pools CPU forward passes without autograd (the
+    predictions of evaluations and score-based attacks such as Square) in the
+    channels-last layout, where this CPU kernel is about ten times faster than on the
+    default layout (one thread, 60 × 32 × 28 × 28: 1.7 ms vs 19 ms), then returns the
+    default layout. The values are the same bit for bit (a maximum does not depend on
+    the memory order); passes that record gradients keep the default kernel, whose
+    choice among tied maxima the backward pass depends on. See
+    ``benchmarks/maxpool.py``.
+    """
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.dim() == 4 and x.device.type == "cpu" and not torch.is_grad_enabled():
+            pooled = super().forward(x.contiguous(memory_format=torch.channels_last))
+            return pooled.contiguous()
+        return super().forward(x)
+
+
 class Normalize(nn.Module):
     """Per-channel ``(x − mean) / std`` inside the model, so attacks stay in [0, 1]."""
 

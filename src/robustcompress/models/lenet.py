@@ -6,7 +6,7 @@ from collections.abc import Sequence
 
 from torch import nn
 
-from robustcompress.models.layers import maybe_normalize
+from robustcompress.models.layers import MaxPool2d, maybe_normalize
 from robustcompress.models.registry import register_model
 
 
@@ -49,10 +49,10 @@ def lenet5(
         maybe_normalize(mean, std),
         nn.Conv2d(1, 20, 5),
         nn.ReLU(),
-        nn.MaxPool2d(2),
+        MaxPool2d(2),
         nn.Conv2d(20, 50, 5),
         nn.ReLU(),
-        nn.MaxPool2d(2),
+        MaxPool2d(2),
         nn.Flatten(),
         nn.Linear(50 * 4 * 4, 500),
         nn.ReLU(),
