@@ -5,9 +5,10 @@ each), a CNN forward pass without autograd with the models' ``MaxPool2d`` (chann
 last for no-grad CPU passes) and with plain ``torch.nn.MaxPool2d`` in its place, the
 same weights; then Square (``--queries`` queries) on ``--images`` Fashion-MNIST test
 images with each. It checks the outputs agree bit for bit and prints the times and
-ratios. Untrained models (the cost does not depend on the weights) unless the
-attack benchmark's cached CNN exists; Fashion-MNIST must be available for the Square
-row (``ROBUSTCOMPRESS_DATA``). Usage::
+ratios. The CNN is the attack benchmark's trained one (``benchmarks/attacks.py``,
+cached in ``benchmarks/.cache``, trained on first use), so Square meets robust inputs;
+LeNet-5 is untrained. Fashion-MNIST must be available (``ROBUSTCOMPRESS_DATA``).
+Usage::
 
     .venv/bin/python benchmarks/maxpool.py
     .venv/bin/python benchmarks/maxpool.py --threads 2 --repeat 5
@@ -62,7 +63,12 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     torch.set_num_threads(args.threads)
     torch.manual_seed(0)
-    fast = create_model(args.model).eval()
+    if args.model == "cnn":
+        from attacks import trained_model  # benchmarks/attacks.py, beside this file
+
+        fast = trained_model("cnn").eval()
+    else:
+        fast = create_model(args.model).eval()
     plain = default_pooling(fast)
     x = torch.rand(args.batch, 1, 28, 28)
     with torch.no_grad():
