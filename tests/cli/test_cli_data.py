@@ -40,8 +40,17 @@ def test_json_lists_found_and_missing(isolated: Path, capsys) -> None:
     _fake_mnist(isolated / "root" / "mnist")
     assert _run(["--json", "--root", str(isolated / "root")]) == 0
     records = {r["name"]: r for r in json.loads(capsys.readouterr().out)}
-    assert sorted(records) == ["cifar10", "fashion-mnist", "mnist", "synthetic-subspace"]
+    assert sorted(records) == [
+        "cifar10",
+        "fashion-mnist",
+        "mnist",
+        "mnist-1v7",
+        "synthetic-subspace",
+    ]
     mnist = records["mnist"]
+    subset = records["mnist-1v7"]  # a class subset is where its base data set is
+    assert subset["found"] and subset["directory"] == mnist["directory"]
+    assert "classes 1, 7" in subset["title"]
     assert mnist["found"] and mnist["origin"] == "root argument" and mnist["verified"] is None
     assert mnist["directory"] == str(isolated / "root" / "mnist")
     assert records["cifar10"]["found"] is False

@@ -10,6 +10,7 @@ import torch
 
 from robustcompress.data import ArrayDataset, load_dataset
 from robustcompress.data.idx import read_idx
+from robustcompress.data.locate import dataset_status, list_datasets
 from robustcompress.errors import ConfigError, DataError
 
 # Official per-class counts (shared data README; Fashion-MNIST is balanced).
@@ -125,3 +126,18 @@ def test_works_with_torch_dataloader() -> None:
     loader = torch.utils.data.DataLoader(_dataset(), batch_size=4)
     images, labels = next(iter(loader))
     assert images.shape == (4, 1, 2, 2) and labels.tolist() == [0, 1, 2, 0]
+
+
+def test_a_class_subset_keeps_and_relabels_its_classes(isolated: Path, tiny_idx) -> None:
+    root = isolated / "root"
+    tiny_idx(root / "mnist", train=40, test=30)  # labels cycle 0..9
+    full = load_dataset("mnist", "test", root=root)
+    binary = load_dataset("mnist-1v7", "test", root=root)
+    ones, sevens = full.labels == 1, full.labels == 7
+    assert len(binary) == int((ones | sevens).sum()) == 6
+    assert binary.labels.tolist() == [0, 1, 0, 1, 0, 1]  # 1 → 0 and 7 → 1, in file order
+    assert torch.equal(binary.images, full.images[ones | sevens])
+    assert binary.classes == ("1", "7") and binary.num_classes == 2 and binary.name == "mnist-1v7"
+    limited = load_dataset("mnist-1v7", "train", root=root, limit=4, seed=0)
+    assert len(limited) == 4 and limited.labels.bincount().tolist() == [2, 2]
+    assert dataset_status("mnist-1v7", root).found and "mnist-1v7" in list_datasets()

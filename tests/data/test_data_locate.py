@@ -96,7 +96,13 @@ def test_cifar_extracted_batches_are_an_accepted_layout(isolated: Path) -> None:
 
 
 def test_names_and_aliases() -> None:
-    assert list_datasets() == ["cifar10", "fashion-mnist", "mnist", "synthetic-subspace"]
+    assert list_datasets() == [
+        "cifar10",
+        "fashion-mnist",
+        "mnist",
+        "mnist-1v7",
+        "synthetic-subspace",
+    ]
     assert canonical_name("FMNIST") == "fashion-mnist"
     assert canonical_name("CIFAR-10") == "cifar10"
     with pytest.raises(ConfigError, match="unknown data set 'svhn': choose one of cifar10, "):

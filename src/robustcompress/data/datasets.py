@@ -25,7 +25,7 @@ from robustcompress.data.catalog import KNOWN_DATASETS, SPLITS
 from robustcompress.data.cifar import read_cifar10
 from robustcompress.data.download import download_dataset
 from robustcompress.data.idx import read_idx_images_labels
-from robustcompress.data.locate import FoundDataset, canonical_name, find_dataset
+from robustcompress.data.locate import CLASS_SUBSETS, FoundDataset, canonical_name, find_dataset
 from robustcompress.data.sampling import subsample_indices
 from robustcompress.errors import ConfigError, DataError
 
@@ -206,6 +206,8 @@ def load_dataset(
         return dataset.subset(subsample_indices(dataset.labels, limit, seed))
     if options:
         raise ConfigError(f"data set {key!r} takes no options, got {', '.join(sorted(options))}")
+    if key in CLASS_SUBSETS:
+        return _class_subset(key, split, root, limit, seed, download)
     found = _find_or_download(key, root, download)
     pixels, targets = read_split(found, split)
     if limit is not None:  # subsample the bytes: only the kept images are converted
@@ -213,6 +215,34 @@ def load_dataset(
         pixels, targets = pixels[keep], targets[keep]
     images, labels = to_tensors(pixels, targets, found.info.image_shape)
     return ArrayDataset(images, labels, name=key, split=split, classes=found.info.classes)
+
+
+def _class_subset(
+    key: str,
+    split: str,
+    root: str | os.PathLike[str] | None,
+    limit: int | None,
+    seed: int,
+    download: bool,
+) -> ArrayDataset:
+    """The examples of the kept classes of :data:`CLASS_SUBSETS` ``[key]``, relabelled
+    in the listed order, then (with ``limit``) a seeded class-stratified subset."""
+    base, classes = CLASS_SUBSETS[key]
+    full = load_dataset(base, split, root=root, seed=seed, download=download)
+    relabel = torch.full((int(full.labels.max()) + 1,), -1, dtype=torch.long)
+    relabel[list(classes)] = torch.arange(len(classes))
+    kept = relabel[full.labels] >= 0
+    names = tuple(full.classes[c] for c in classes)
+    dataset = ArrayDataset(
+        full.images[kept],
+        relabel[full.labels[kept]],
+        name=key,
+        split=split,
+        classes=names,
+    )
+    if limit is None:
+        return dataset
+    return dataset.subset(subsample_indices(dataset.labels, limit, seed))
 
 
 def _find_or_download(

@@ -17,7 +17,7 @@ Under a root the layout is ``<root>/<name>/<files>`` (see
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from robustcompress.data.catalog import ALIASES, KNOWN_DATASETS, DatasetInfo, FileSpec
@@ -28,6 +28,11 @@ ENV_VAR = "ROBUSTCOMPRESS_DATA"
 SYSTEM_DATA_DIRS: tuple[Path, ...] = (Path("/usr/share/datasets"),)
 GENERATED_DATASETS = ("synthetic-subspace",)
 """Data sets made by a generator rather than read from files."""
+
+CLASS_SUBSETS: dict[str, tuple[str, tuple[int, ...]]] = {"mnist-1v7": ("mnist", (1, 7))}
+"""Data sets that keep some classes of a file-based one, relabelled ``0 … k−1`` in the
+order given: ``name → (base data set, classes)``. ``mnist-1v7`` is Guo et al. 2018's
+binary task (§4.1): digit 1 is class 0, digit 7 class 1."""
 
 
 @dataclass(frozen=True)
@@ -70,14 +75,14 @@ class DatasetStatus:
 
 def list_datasets() -> list[str]:
     """Every name :func:`~robustcompress.data.load_dataset` accepts, sorted."""
-    return sorted([*KNOWN_DATASETS, *GENERATED_DATASETS])
+    return sorted([*KNOWN_DATASETS, *GENERATED_DATASETS, *CLASS_SUBSETS])
 
 
 def canonical_name(name: str) -> str:
     """The catalog's spelling of ``name`` (case-insensitive, aliases such as ``fmnist``)."""
     key = str(name).strip().lower()
     key = ALIASES.get(key, key)
-    if key not in KNOWN_DATASETS and key not in GENERATED_DATASETS:
+    if key not in KNOWN_DATASETS and key not in GENERATED_DATASETS and key not in CLASS_SUBSETS:
         raise ConfigError(f"unknown data set {name!r}: choose one of {', '.join(list_datasets())}")
     return key
 
@@ -85,6 +90,8 @@ def canonical_name(name: str) -> str:
 def dataset_info(name: str) -> DatasetInfo:
     """The catalog entry of a file-based data set."""
     key = canonical_name(name)
+    if key in CLASS_SUBSETS:
+        raise ConfigError(f"data set {key!r} is a class subset of {CLASS_SUBSETS[key][0]!r}")
     if key not in KNOWN_DATASETS:
         raise ConfigError(f"data set {key!r} is generated, it has no files")
     return KNOWN_DATASETS[key]
@@ -203,6 +210,12 @@ def dataset_status(
     key = canonical_name(name)
     if key in GENERATED_DATASETS:
         return DatasetStatus(key, "synthetic (generated on demand)", True, generated=True)
+    if key in CLASS_SUBSETS:
+        base, classes = CLASS_SUBSETS[key]
+        status = dataset_status(base, root, verify=verify)
+        names = ", ".join(KNOWN_DATASETS[base].classes[c] for c in classes)
+        title = f"{KNOWN_DATASETS[base].title}, classes {names} (relabelled 0…{len(classes) - 1})"
+        return replace(status, name=key, title=title)
     info = KNOWN_DATASETS[key]
     searched = tuple(r.path / info.name for r in search_roots(root))
     try:
