@@ -4,7 +4,8 @@ Running an attack lives in :mod:`robustcompress.attacks`; scoring it lives here
 (adv_lib's split). :mod:`~robustcompress.evaluation.metrics` holds the pure metrics
 (fooling ratio, adversarial accuracy, perturbation sizes), :mod:`.robustness` the
 streaming :func:`evaluate` and :func:`fooling_ratio_of`, :mod:`.masking` the
-gradient-masking guardrails reported with every evaluation.
+gradient-masking guardrails reported with every evaluation, and :mod:`.clever` the CLEVER
+score, an attack-agnostic estimate of the minimal perturbation (Weng et al. 2018).
 
 This package reaches the attacks only through their public seams: the operations in
 :mod:`robustcompress.attacks.ops` and the capability flags every attack class declares
@@ -12,6 +13,14 @@ This package reaches the attacks only through their public seams: the operations
 runs it chooses itself (FGSM, and PGD when no iterative attack was requested).
 """
 
+from robustcompress.evaluation.clever import (
+    CleverResult,
+    CleverTarget,
+    WeibullFit,
+    clever_score,
+    clever_scores,
+    fit_reverse_weibull,
+)
 from robustcompress.evaluation.masking import MaskingFlag, degenerate_input_gradients
 from robustcompress.evaluation.metrics import (
     accuracy,
@@ -38,14 +47,20 @@ from robustcompress.evaluation.robustness import (
 
 __all__ = [
     "AttackCurve",
+    "CleverResult",
+    "CleverTarget",
     "EvaluationRecord",
     "MaskingFlag",
+    "WeibullFit",
     "accuracy",
     "adversarial_accuracy",
+    "clever_score",
+    "clever_scores",
     "correctly_classified",
     "degenerate_input_gradients",
     "evaluate",
     "expected_correct_distance",
+    "fit_reverse_weibull",
     "fooled",
     "fooling_ratio",
     "fooling_ratio_of",
