@@ -249,6 +249,7 @@ def test_same_seed_same_result_and_chunking_does_not_matter() -> None:
     first = clever_score(model, x, **settings, seed=3)
     assert _same(first, clever_score(model, x, **settings, seed=3))
     assert not _same(first, clever_score(model, x, **settings, seed=4))
+    assert _same(first, clever_score(model, x, **settings, seed=3, device="cpu"))
     assert any(t.fit.fallback is None for t in first.targets)
     # one batch per pass, and a batch split over three passes: the same points
     for chunk in (16, 7):
@@ -301,6 +302,14 @@ def test_bad_settings_raise_one_line_config_errors(change: dict[str, Any], messa
     assert "\n" not in str(info.value)
 
 
+class _Sqrt(nn.Module):
+    """Logits ``√x`` at two pixels: the gradient is infinite where a pixel is clipped to 0."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        flat = x.flatten(1)
+        return torch.stack([flat[:, 0].sqrt(), 0.5 + 0 * flat[:, 1]], dim=1)
+
+
 def test_targeting_the_predicted_class_and_unbatched_scores_raise() -> None:
     model, x = _tanh_mlp(), _input().float()
     c = int(model(x[None]).argmax())
@@ -310,6 +319,10 @@ def test_targeting_the_predicted_class_and_unbatched_scores_raise() -> None:
         clever_scores(model, torch.rand(16), norm="l2", radius=1.0, batches=2, samples=2)
     with pytest.raises(ConfigError, match="not take an input"):
         clever_scores(model, torch.rand(2, 3, 4, 4), norm="l2", radius=1.0, batches=2, samples=2)
+    with pytest.raises(ConfigError, match="not finite at some sampled points"):
+        corner = x.clone()
+        corner[0, 0, 0] = 0.0
+        clever_score(_Sqrt(), corner, norm="l2", radius=1.0, batches=2, samples=8)
     unclipped = clever_score(model, 2 * x, norm="l2", radius=1.0, batches=2, samples=2, clip=False)
     assert not unclipped.clip and unclipped.score > 0
 

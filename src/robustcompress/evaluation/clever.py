@@ -435,6 +435,11 @@ def _clever_one(
         chunk=chunk,
         generator=generator,
     )
+    if not np.isfinite(maxima).all():
+        raise ConfigError(
+            f"{name}: the gradient of f_c − f_j is not finite at some sampled points "
+            "(a model with NaN/inf outputs or gradients has no CLEVER score)"
+        )
     estimates = []
     for column, j in enumerate(targets):
         fit = fit_reverse_weibull(maxima[:, column])
@@ -500,8 +505,8 @@ def clever_score(
 
     Raises:
         ConfigError: for an unknown norm, ``radius ≤ 0``, ``batches``, ``samples`` or
-            ``chunk`` below 1, a negative seed, an invalid target, or an input of the
-            wrong shape, dtype or range.
+            ``chunk`` below 1, a negative seed, an invalid target, an input of the
+            wrong shape, dtype or range, or non-finite gradients at sampled points.
     """
     name = "clever_score"
     _check_settings(name, norm, radius, batches, samples, seed, chunk)
