@@ -508,26 +508,22 @@ def clever_score(
             ``chunk`` below 1, a negative seed, an invalid target, an input of the
             wrong shape, dtype or range, or non-finite gradients at sampled points.
     """
-    name = "clever_score"
-    _check_settings(name, norm, radius, batches, samples, seed, chunk)
-    _check_input(name, model, x, clip, batched=False)
-    target_device = _model_device(model) if device is None else resolve_device(device)
-    if device is not None:
-        model.to(target_device)
-    with attack_mode(model), torch.enable_grad():
-        return _clever_one(
-            name,
-            model,
-            x.detach().to(target_device),
-            norm=norm,
-            radius=radius,
-            batches=batches,
-            samples=samples,
-            target=target,
-            seed=seed,
-            clip=clip,
-            chunk=chunk,
-        )
+    (result,) = _run(
+        "clever_score",
+        model,
+        x,
+        batched=False,
+        norm=norm,
+        radius=radius,
+        batches=batches,
+        samples=samples,
+        target=target,
+        seed=seed,
+        clip=clip,
+        chunk=chunk,
+        device=device,
+    )
+    return result
 
 
 def clever_scores(
@@ -552,13 +548,47 @@ def clever_scores(
     scores are ``[r.score for r in clever_scores(…)]``. The cost is ``N·(K−1)·N_b·N_s``
     gradients untargeted (one forward pass per point, shared by the targets).
     """
-    name = "clever_scores"
+    return _run(
+        "clever_scores",
+        model,
+        x,
+        batched=True,
+        norm=norm,
+        radius=radius,
+        batches=batches,
+        samples=samples,
+        target=target,
+        seed=seed,
+        clip=clip,
+        chunk=chunk,
+        device=device,
+    )
+
+
+def _run(
+    name: str,
+    model: nn.Module,
+    x: torch.Tensor,
+    *,
+    batched: bool,
+    norm: str,
+    radius: float,
+    batches: int,
+    samples: int,
+    target: int | None,
+    seed: int,
+    clip: bool,
+    chunk: int,
+    device: str | torch.device | None,
+) -> list[CleverResult]:
+    """Check the settings and ``x`` (a batch, or one input when not ``batched``), put
+    the model on ``device`` and score each input."""
     _check_settings(name, norm, radius, batches, samples, seed, chunk)
-    _check_input(name, model, x, clip, batched=True)
+    _check_input(name, model, x, clip, batched=batched)
     target_device = _model_device(model) if device is None else resolve_device(device)
     if device is not None:
         model.to(target_device)
-    x = x.detach().to(target_device)
+    x = (x if batched else x.unsqueeze(0)).detach().to(target_device)
     with attack_mode(model), torch.enable_grad():
         return [
             _clever_one(

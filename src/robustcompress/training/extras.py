@@ -172,6 +172,32 @@ def _type_hints(factory: Callable[..., Any]) -> dict[str, Any]:
 # ------------------------------------------------------------------ built in
 
 
+def pruned_weights(model: nn.Module, weights: list[str | int] | None) -> dict[str, nn.Parameter]:
+    """The weight tensors a pruning extra prunes, by name: those ``weights`` selects
+    (names ``W1``, module paths or 1-based indices), default every weight matrix."""
+    matrices = weight_matrices(model)
+    chosen = (
+        matrices
+        if weights is None
+        else [resolve_weight_matrix(matrices, k, what="pruned weight") for k in weights]
+    )
+    return {wm.name: wm.parameter for wm in chosen}
+
+
+def restored_masks(
+    extra: str, saved: dict[str, torch.Tensor], targets: dict[str, nn.Parameter]
+) -> dict[str, torch.Tensor]:
+    """Masks from a checkpoint, on their weights' device and dtype; a mask for a weight
+    this run does not prune is a one-line ConfigError."""
+    unknown = set(saved) - set(targets)
+    if unknown:
+        raise ConfigError(
+            f"{extra}: the checkpoint has masks for {sorted(unknown)}, "
+            f"this run prunes {sorted(targets)}"
+        )
+    return {k: v.to(targets[k].device, targets[k].dtype) for k, v in saved.items()}
+
+
 def smallest_magnitude_mask(
     weight: torch.Tensor, count: int, keep: torch.Tensor | None = None
 ) -> torch.Tensor:
@@ -223,13 +249,7 @@ class MagnitudePruning(Callback):
             )
 
     def setup(self, model: nn.Module) -> None:
-        matrices = weight_matrices(model)
-        chosen = (
-            matrices
-            if self.weights is None
-            else [resolve_weight_matrix(matrices, k, what="pruned weight") for k in self.weights]
-        )
-        self._targets = {wm.name: wm.parameter for wm in chosen}
+        self._targets = pruned_weights(model, self.weights)
 
     def target_sparsity(self, epoch: int) -> float:
         """``s_e`` after epoch ``epoch`` (0 before ``start_epoch``)."""
@@ -258,16 +278,7 @@ class MagnitudePruning(Callback):
         return {"masks": dict(self.masks)}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        unknown = set(state["masks"]) - set(self._targets)
-        if unknown:
-            raise ConfigError(
-                f"magnitude_pruning: the checkpoint has masks for {sorted(unknown)}, "
-                f"this run prunes {sorted(self._targets)}"
-            )
-        self.masks = {
-            k: v.to(self._targets[k].device, self._targets[k].dtype)
-            for k, v in state["masks"].items()
-        }
+        self.masks = restored_masks("magnitude_pruning", state["masks"], self._targets)
 
 
 @register_extra("progressive_pruning")
@@ -319,13 +330,7 @@ class ProgressivePruning(Callback):
             raise SettingError("epochs_per_round", f"must be ≥ 1 (got {self.epochs_per_round})")
 
     def setup(self, model: nn.Module) -> None:
-        matrices = weight_matrices(model)
-        chosen = (
-            matrices
-            if self.weights is None
-            else [resolve_weight_matrix(matrices, k, what="pruned weight") for k in self.weights]
-        )
-        self._targets = {wm.name: wm.parameter for wm in chosen}
+        self._targets = pruned_weights(model, self.weights)
 
     def on_train_start(self, trainer: Trainer) -> None:
         epochs = self.rounds * self.epochs_per_round
@@ -392,16 +397,7 @@ class ProgressivePruning(Callback):
         return {"masks": dict(self.masks), "begun": self.begun}
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
-        unknown = set(state["masks"]) - set(self._targets)
-        if unknown:
-            raise ConfigError(
-                f"progressive_pruning: the checkpoint has masks for {sorted(unknown)}, "
-                f"this run prunes {sorted(self._targets)}"
-            )
-        self.masks = {
-            k: v.to(self._targets[k].device, self._targets[k].dtype)
-            for k, v in state["masks"].items()
-        }
+        self.masks = restored_masks("progressive_pruning", state["masks"], self._targets)
         self.begun = int(state["begun"])
 
 
