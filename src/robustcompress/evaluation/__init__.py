@@ -10,7 +10,9 @@ score, an attack-agnostic estimate of the minimal perturbation (Weng et al. 2018
 This package reaches the attacks only through their public seams: the operations in
 :mod:`robustcompress.attacks.ops` and the capability flags every attack class declares
 (:data:`robustcompress.attacks.CAPABILITIES`). It names no attack except the reference
-runs it chooses itself (FGSM, and PGD when no iterative attack was requested).
+runs it chooses itself (FGSM, and PGD when no iterative attack was requested) and the
+ensemble (:class:`~robustcompress.attacks.AutoAttack`), whose per-input record of the
+stage that broke each input it keeps.
 """
 
 from robustcompress.evaluation.clever import (
