@@ -42,6 +42,11 @@ def test_learning_rate_schedules_closed_form() -> None:
     assert learning_rate(0.1, 0, **cos) == pytest.approx(0.1)
     assert learning_rate(0.1, 50, **cos) == pytest.approx(0.05)
     assert learning_rate(0.1, 100, **cos) == pytest.approx(0.0, abs=1e-12)
+    # inv (Caffe): 0.01·(1 + 1e-4·t)^-0.75; after 50,000 steps 0.01·6^-0.75
+    inv = {"schedule": "inv", "gamma": 1e-4, "power": 0.75}
+    assert learning_rate(0.01, 0, **inv) == pytest.approx(0.01)
+    assert learning_rate(0.01, 10_000, **inv) == pytest.approx(0.01 * 2**-0.75)
+    assert learning_rate(0.01, 50_000, **inv) == pytest.approx(0.0026085, rel=1e-4)
     with pytest.raises(ConfigError, match="schedule"):
         learning_rate(0.1, 0, schedule="linear")
 

@@ -328,6 +328,7 @@ def _train(
             schedule=opt.schedule.name,
             step_size=opt.schedule.step_size,
             gamma=opt.schedule.gamma,
+            power=opt.schedule.power,
             proximal=config.proximal,
             seed=config.seed,
             track_every=tracking.every,

@@ -99,7 +99,7 @@ from robustcompress.training.trackers import (
     truncate_metrics,
 )
 
-SCHEDULES = ("none", "step", "cosine")
+SCHEDULES = ("none", "step", "cosine", "inv")
 
 OptimizerFactory = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
 """Builds the optimiser over the trainable parameters (model's first, then the callbacks')."""
@@ -114,6 +114,7 @@ def learning_rate(
     total_steps: int = 1,
     step_size: int = 1,
     gamma: float = 0.1,
+    power: float = 0.75,
 ) -> float:
     """The learning rate η_t of the optimiser step taken after ``step`` completed steps.
 
@@ -121,7 +122,9 @@ def learning_rate(
     * ``step``: η_t = η₀·γ^⌊e / step_size⌋ with e = ⌊t / steps_per_epoch⌋ the number of
       completed epochs (decay every ``step_size`` epochs);
     * ``cosine``: η_t = η₀·(1 + cos(π t / T))/2 with T the total number of steps
-      (Loshchilov & Hutter 2017, without restarts), updated every step.
+      (Loshchilov & Hutter 2017, without restarts), updated every step;
+    * ``inv``: η_t = η₀·(1 + γ·t)^(−power), updated every step: Caffe's ``inv`` policy,
+      which its LeNet solvers use (γ = 10⁻⁴, power = 0.75; Guo et al. 2018 §4.2).
 
     A pure function of the step, so a resumed run needs no scheduler state.
     """
@@ -131,6 +134,8 @@ def learning_rate(
         return base_lr * gamma ** ((step // steps_per_epoch) // step_size)
     if schedule == "cosine":
         return base_lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
+    if schedule == "inv":
+        return base_lr * (1.0 + gamma * step) ** (-power)
     raise ConfigError(f"unknown learning-rate schedule {schedule!r}: choose one of {SCHEDULES}")
 
 
@@ -138,7 +143,7 @@ def learning_rate(
 class TrainingSettings:
     """The loop's settings of one training run (the optimiser's own are in its factory).
 
-    ``schedule``, ``step_size`` and ``gamma`` scale each parameter group's initial
+    ``schedule``, ``step_size``, ``gamma`` and ``power`` scale each parameter group's initial
     learning rate (:func:`learning_rate`). ``track_every`` and ``checkpoint_every``
     count optimiser steps; 0 means "at epoch ends only". ``track_every_epochs = k``
     tracks at every k-th epoch end and at the last epoch's only (1: every epoch end).
@@ -151,6 +156,7 @@ class TrainingSettings:
     schedule: str = "none"
     step_size: int = 1
     gamma: float = 0.1
+    power: float = 0.75
     proximal: bool = False
     seed: int = 0
     track_every: int = 0
@@ -467,6 +473,7 @@ class Trainer:
             total_steps=self.total_steps,
             step_size=s.step_size,
             gamma=s.gamma,
+            power=s.power,
         )
 
     def apply_masks(self) -> None:
