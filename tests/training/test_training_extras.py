@@ -40,7 +40,7 @@ from robustcompress.training.checkpoint import (
     state_from_checkpoint,
     state_to_checkpoint,
 )
-from robustcompress.training.extras import smallest_magnitude_mask
+from robustcompress.training.extras import Snapshots, smallest_magnitude_mask
 
 N = 32
 """Input dimension of the synthetic data (images 1×1×32)."""
@@ -380,3 +380,41 @@ def test_progressive_pruning_needs_its_epochs(tmp_path: Path) -> None:
     pruning = ProgressivePruning(rounds=4, epochs_per_round=2)
     with pytest.raises(ConfigError, match=r"need training.epochs = 8 \(got 3\)"):
         _trainer(tmp_path / "run", [pruning], epochs=3).fit()
+
+
+# ------------------------------------------------------ snapshots
+
+
+def test_snapshots_keep_the_model_every_k_epochs_and_at_the_end(tmp_path: Path) -> None:
+    trainer = _trainer(tmp_path / "run", [Snapshots(every_epochs=2)], epochs=5)
+    start = [p.detach().clone() for p in trainer.model.parameters()]
+    trainer.fit()
+    files = sorted((trainer.run_dir / "snapshots").glob("epoch-*.safetensors"))
+    assert [p.name for p in files] == [f"epoch-{e:03d}.safetensors" for e in (0, 2, 4, 5)]
+    first, last = load_model(files[0]), load_model(files[-1])
+    assert all(torch.equal(a, b) for a, b in zip(first.parameters(), start, strict=True))
+    assert all(
+        torch.equal(a, b)
+        for a, b in zip(last.parameters(), trainer.model.parameters(), strict=True)
+    )
+    assert read_checkpoint(files[1]).meta["epoch"] == 2
+
+
+def test_snapshots_of_a_resumed_run_equal_an_uninterrupted_runs(tmp_path: Path) -> None:
+    kw: dict[str, Any] = {"epochs": 3, "checkpoint_every": 3}
+    reference = _trainer(tmp_path / "reference", [Snapshots()], **kw)
+    reference.fit()
+    killed = _trainer(tmp_path / "resumed", [Snapshots(), StopAt(7)], **kw)
+    with pytest.raises(Stop):
+        killed.fit()
+    _trainer(tmp_path / "resumed", [Snapshots()], **kw).fit()
+    for e in range(4):
+        name = f"snapshots/epoch-{e:03d}.safetensors"
+        got = read_checkpoint(tmp_path / "resumed" / name)
+        want = read_checkpoint(tmp_path / "reference" / name)
+        assert all(torch.equal(got.tensors[k], want.tensors[k]) for k in want.tensors)
+
+
+def test_snapshots_settings_are_checked() -> None:
+    with pytest.raises(SettingError, match="every_epochs: must be ≥ 1"):
+        build_extra("snapshots", every_epochs=0)

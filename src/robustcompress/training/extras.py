@@ -28,6 +28,8 @@ Built in:
   remaining entries, then retrains; every round's model is kept as a snapshot.
 * ``activation_l1`` (:class:`ActivationL1`): an ℓ1 penalty on hidden activations
   (Guo et al. 2018, Table 1), to make them sparse.
+* ``snapshots`` (:class:`Snapshots`): keep the model every k epochs (e.g. the control
+  of a pruning run, kept at the rounds' epochs).
 * ``target_accuracy`` (:class:`TargetAccuracy`): stop once the tracked accuracy reaches
   a target (e.g. a paper's reported clean accuracy), the epochs being a cap.
 """
@@ -56,11 +58,13 @@ __all__ = [
     "MagnitudePruning",
     "ProgressivePruning",
     "SettingError",
+    "Snapshots",
     "TargetAccuracy",
     "build_extra",
     "extra_settings",
     "list_extras",
     "register_extra",
+    "write_snapshot",
 ]
 
 _NAME = re.compile(r"^[a-z][a-z0-9_-]*$")
@@ -210,6 +214,27 @@ def smallest_magnitude_mask(
     order = torch.argsort(magnitude[candidates], stable=True)
     alive[candidates[order[:count]]] = 0
     return alive.reshape(weight.shape)
+
+
+def write_snapshot(trainer: Trainer, relative: Path, **meta: Any) -> Path:
+    """Write the trainer's model as the checkpoint file ``<run>/<relative>``: weights,
+    the model's name and settings, the run's config, epoch and step, and ``meta``
+    (:func:`~robustcompress.training.load_model` and ``robustcompress attack`` read it)."""
+    from robustcompress.training.checkpoint import write_checkpoint
+
+    model = trainer.model
+    tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
+    header = {
+        "model": {
+            "name": getattr(model, "registry_name", None),
+            "kwargs": getattr(model, "model_kwargs", {}),
+        },
+        "config": trainer.metadata,
+        "epoch": trainer.position.epoch,
+        "step": trainer.position.step,
+        **meta,
+    }
+    return write_checkpoint(trainer.run_dir / relative, tensors, header)
 
 
 @register_extra("magnitude_pruning")
@@ -376,22 +401,11 @@ class ProgressivePruning(Callback):
 
     def snapshot(self, trainer: Trainer, round_: int) -> Path:
         """Write the model as ``rounds/round-RR.safetensors`` (a checkpoint file)."""
-        from robustcompress.training.checkpoint import write_checkpoint
-
-        model = trainer.model
-        tensors = {f"model.{k}": v for k, v in model.state_dict().items()}
-        meta = {
-            "model": {
-                "name": getattr(model, "registry_name", None),
-                "kwargs": getattr(model, "model_kwargs", {}),
-            },
-            "config": trainer.metadata,
-            "epoch": trainer.position.epoch,
-            "step": trainer.position.step,
-            "pruning": {"round": round_, "sparsity": self.sparsity()},
-        }
-        path = trainer.run_dir / "rounds" / f"round-{round_:02d}.safetensors"
-        return write_checkpoint(path, tensors, meta)
+        return write_snapshot(
+            trainer,
+            Path("rounds") / f"round-{round_:02d}.safetensors",
+            pruning={"round": round_, "sparsity": self.sparsity()},
+        )
 
     def state_dict(self) -> dict[str, Any]:
         return {"masks": dict(self.masks), "begun": self.begun}
@@ -460,6 +474,39 @@ class ActivationL1(Callback):
         for handle in self._handles:
             handle.remove()
         self._handles = []
+
+
+@register_extra("snapshots")
+@dataclass
+class Snapshots(Callback):
+    """Keep the model every ``every_epochs`` epochs and at the last:
+    ``<run>/snapshots/epoch-EEE.safetensors`` (epoch 0 is the starting model), checkpoint
+    files that :func:`~robustcompress.training.load_model` and ``robustcompress attack``
+    read.
+
+    A run's model at several points of training, evaluated afterwards like the rounds of
+    ``progressive_pruning``: e.g. the control of a pruning run (the same retraining
+    without pruning, kept at the same epochs). No state: a resumed run only rewrites the
+    snapshot of the epoch it resumes from, with the same weights.
+    """
+
+    every_epochs: int = 1
+
+    def __post_init__(self) -> None:
+        if self.every_epochs < 1:
+            raise SettingError("every_epochs", f"must be ≥ 1 (got {self.every_epochs})")
+
+    def on_train_start(self, trainer: Trainer) -> None:
+        if trainer.position.step == 0:
+            self.snapshot(trainer, 0)
+
+    def on_epoch_end(self, trainer: Trainer, epoch: int) -> None:
+        if epoch % self.every_epochs == 0 or epoch == trainer.settings.epochs:
+            self.snapshot(trainer, epoch)
+
+    def snapshot(self, trainer: Trainer, epoch: int) -> Path:
+        """Write the model as ``snapshots/epoch-EEE.safetensors``."""
+        return write_snapshot(trainer, Path("snapshots") / f"epoch-{epoch:03d}.safetensors")
 
 
 @register_extra("target_accuracy")
