@@ -100,6 +100,7 @@ def make_report(directory: str | Path, *, out: str | Path | None = None) -> Repo
     plan = planner_for(source)(source)
     maker = FigureMaker(source, html_path.parent / FIGURES_DIR)
     figures = [f for request in plan.figures if (f := maker.draw(request)) is not None]
+    figures += [f for draw in plan.drawings if (f := draw(maker.directory)) is not None]
     labels = {(r.model, r.method): r.label for r in source.runs}
     masking = None
     if source.masking or plan.masking_required:

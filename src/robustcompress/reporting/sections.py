@@ -25,7 +25,7 @@ for every model, all methods together, no claims.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
@@ -92,6 +92,9 @@ class ReportPlan:
     claims: list[ClaimResult] = field(default_factory=list)
     masking_required: list[tuple[str, str]] = field(default_factory=list)
     intro: list[str] = field(default_factory=list)
+    drawings: list[Callable[[Path], SavedFigure | None]] = field(default_factory=list)
+    """Figures a paper draws itself (kinds :class:`FigureRequest` does not have): each
+    gets the figures directory and returns its saved figure, or None."""
 
 
 class FigureMaker:
@@ -443,8 +446,9 @@ def final_metric_names(source: ReportSource, model: str) -> list[str]:
         *(k for k in keys if catalogue.split_key(k)[0] == catalogue.FOOLING_RATIO),
     ]
     for spec in catalogue.list_metrics("structure"):
+        order += [k for k in keys if k == spec.key]  # a measure of the whole model
         order += sorted(
-            (k for k in keys if catalogue.split_key(k)[0] == spec.key),
+            (k for k in keys if "/" in k and catalogue.split_key(k)[0] == spec.key),
             key=lambda k: _layer_key(k.split("/")[1]),
         )
     return [k for k in order if k in keys]

@@ -23,12 +23,14 @@ from robustcompress.experiments.recipes.base import (
     MANIFEST_FILE,
     EnsembleCheck,
     MaskingCheck,
+    Measurement,
     PlannedRun,
     Profile,
     Recipe,
     Reproduction,
     reproduce,
     reproduction_dir,
+    run_jobs,
     seed_list,
 )
 from robustcompress.experiments.recipes.methods import (
@@ -41,7 +43,10 @@ from robustcompress.experiments.recipes.methods import (
     track_every,
 )
 
-BUILTIN_PAPERS: tuple[str, ...] = ("robustcompress.papers.langenberg2019",)
+BUILTIN_PAPERS: tuple[str, ...] = (
+    "robustcompress.papers.langenberg2019",
+    "robustcompress.papers.guo2018",
+)
 """Packages that register the shipped recipes (a new paper adds its line here)."""
 
 RECIPES: dict[str, Recipe] = {}
@@ -103,6 +108,7 @@ __all__ = [
     "RECIPES",
     "EnsembleCheck",
     "MaskingCheck",
+    "Measurement",
     "Method",
     "ModelEntry",
     "Phase",
@@ -119,6 +125,7 @@ __all__ = [
     "register_recipe",
     "reproduce",
     "reproduction_dir",
+    "run_jobs",
     "seed_list",
     "track_every",
     "unregister_recipe",

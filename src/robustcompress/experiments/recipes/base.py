@@ -194,6 +194,11 @@ class Recipe:
     report: Callable[[ReportSource], ReportPlan] | None = None
     paper: str = ""
     """Full citation of the paper (authors, year, title)."""
+    measure: Callable[[Measurement], dict[str, Any]] | None = None
+    """Further measurements of the finished runs, after the masking and ensemble steps
+    (e.g. every snapshot a pruning run kept): gets a :class:`Measurement`, returns keys
+    added to the manifest (cache its results in ``directory``, so a second call reuses
+    them, and run its jobs through :func:`run_jobs` on the given executor)."""
 
     def __post_init__(self) -> None:
         if self.default_profile not in self.profiles:
@@ -213,6 +218,29 @@ class Recipe:
                 f"recipe {self.name}: unknown profile {name!r} "
                 f"(choose from {', '.join(self.profiles)})"
             ) from None
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What a recipe's ``measure`` step gets: the planned runs, their records (``None``
+    for a run that raised), the profile, the reproduction directory, the executor the
+    runs went through and the progress logger."""
+
+    planned: Sequence[PlannedRun]
+    records: Mapping[str, RunRecord | None]
+    profile: Profile[Any]
+    directory: Path
+    executor: Executor | None
+    log: Callable[[str], None] | None = None
+
+    def finished(self) -> list[tuple[PlannedRun, Path]]:
+        """The planned runs that finished, with their run directories."""
+        return [
+            (p, record.run_dir)
+            for p in self.planned
+            if (record := self.records.get(p.config.name)) is not None
+            and record.status == "finished"
+        ]
 
 
 @dataclass
@@ -323,6 +351,11 @@ def reproduce(
             if chosen.ensemble is not None
             else []
         )
+        measured: dict[str, Any] = {}
+        if recipe.measure is not None:
+            measured = recipe.measure(
+                Measurement(planned, records, chosen, directory, pool, log=say)
+            )
     runs = []
     for p in planned:
         record = records[p.config.name]
@@ -365,6 +398,10 @@ def reproduce(
         "masking": masking,
         "ensemble": ensemble,
     }
+    clash = sorted(set(measured) & set(manifest))
+    if clash:
+        raise ConfigError(f"recipe {recipe.name}: its measure step returned manifest keys {clash}")
+    manifest.update(measured)
     write_json_atomic(directory / MANIFEST_FILE, manifest)
     say(f"manifest written to {directory / MANIFEST_FILE} ({manifest['wall_time_s']} s)")
     return Reproduction(directory, manifest, dict(result.errors))
@@ -574,7 +611,7 @@ def masking_flags_for(
     ]
     if todo and log is not None:
         log(f"masking checks: {len(todo)} model(s) on {check.size} test images")
-    _run_jobs(_masking_job, todo, "masking check", executor, log)
+    run_jobs(_masking_job, todo, "masking check", executor, log)
     rows = []
     for p, run_dir, out in jobs:
         rows.append(
@@ -589,22 +626,26 @@ def masking_flags_for(
     return rows
 
 
-def _run_jobs(
+def run_jobs(
     fn: Callable[[Any], None],
     todo: Sequence[tuple[Any, ...]],
     what: str,
     executor: Executor | None,
     log: Callable[[str], None] | None,
+    names: Sequence[str] | None = None,
 ) -> None:
-    """Run ``fn(job)`` for every job (first item: the run directory) in this process or
-    on ``executor``, logging ``[done/total] <what> of <run> done`` as each ends."""
+    """Run ``fn(job)`` for every job in this process or on ``executor``, logging
+    ``[done/total] <what> of <name> done`` as each ends; the name is ``names[i]``, by
+    default the last part of the job's first item (a run directory). ``fn`` must be
+    importable by name: a process pool pickles it."""
     if executor is None:
         for job in todo:
             fn(job)
         return
     clock = time.monotonic()
+    labels = list(names) if names is not None else [Path(job[0]).name for job in todo]
     futures: dict[Future[Any], str] = {
-        executor.submit_job(fn, job): Path(job[0]).name for job in todo
+        executor.submit_job(fn, job): label for job, label in zip(todo, labels, strict=True)
     }
     for done, future in enumerate(as_completed(futures), start=1):
         future.result()
@@ -711,7 +752,7 @@ def ensemble_for(
     todo = [job for job in main if not Path(job[-1]).exists()]
     if todo and log is not None:
         log(f"ensemble ({check.version}): {len(todo)} model(s) on {check.size} test images")
-    _run_jobs(_ensemble_job, todo, "ensemble attack", executor, log)
+    run_jobs(_ensemble_job, todo, "ensemble attack", executor, log)
     rows = [
         {"model": p.model, "method": p.method, "seed": p.seed, **read_json(Path(job[-1]))}
         for (p, _), job in zip(finished, main, strict=True)
@@ -725,7 +766,7 @@ def ensemble_for(
         todo = [job for job in extra if not Path(job[-1]).exists()]
         if todo and log is not None:
             log(f"ensemble ε-curves: {len(todo)} model(s) at ε = {list(further)}")
-        _run_jobs(_ensemble_job, todo, "ensemble ε-curve", executor, log)
+        run_jobs(_ensemble_job, todo, "ensemble ε-curve", executor, log)
         by_dir = {str(run_dir): row for (_, run_dir), row in zip(finished, rows, strict=True)}
         for job in extra:
             row = by_dir[job[0]]
