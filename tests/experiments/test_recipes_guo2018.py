@@ -1,0 +1,301 @@
+"""The Guo et al. 2018 recipe: its grid against the paper, the measurements of every kept
+model (r2 on an affine model with known margins), the report's claims on made-up
+measurements, and a tiny end-to-end reproduction that is reused on a second call."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any
+
+import pytest
+import torch
+from torch import nn
+
+from robustcompress.experiments.recipes import MANIFEST_FILE, MaskingCheck, Profile, reproduce
+from robustcompress.models import create_model
+from robustcompress.papers.guo2018 import RECIPE
+from robustcompress.papers.guo2018.evaluation import SnapshotCheck, _r2, weight_sparsity
+from robustcompress.papers.guo2018.recipe import (
+    CAFFE_LR,
+    FRACTION,
+    RETRAIN_LIMIT,
+    caffe_lr,
+    plan,
+    schedule,
+)
+from robustcompress.papers.guo2018.report import accuracy_range, claim_specs, round_name
+from robustcompress.reporting.claims import evaluate_claim
+from robustcompress.reporting.loading import ReportSource, load_source
+from robustcompress.reporting.report import make_report
+
+
+def test_full_grid_follows_the_paper() -> None:
+    full = RECIPE.profile("full")
+    planned = plan(full, list(range(full.seeds)))
+    by = {(p.model, p.method, p.seed): p for p in planned}
+    seeds = {m: len({p.seed for p in planned if p.model == m}) for m in full.settings}
+    assert seeds == {
+        "logistic_regression": 5,
+        "softmax_regression": 5,
+        "lenet300100": 5,
+        "lenet5": 3,
+    }
+    for model in full.settings:
+        dense = by[model, "dense", 0].config
+        pruned = by[model, "pruned", 0]
+        control = by[model, "continued", 0]
+        assert dense.training.init_from is None and dense.data.limit is None
+        assert pruned.starts_from is not None and pruned.starts_from.method == "dense"
+        [extra] = pruned.config.extras
+        assert extra.name == "progressive_pruning"
+        assert extra.settings() == {
+            "rounds": 16,
+            "fraction": FRACTION,
+            "epochs_per_round": 1,
+        }
+        assert pruned.config.optimizer.epochs == control.config.optimizer.epochs == 16
+        assert pruned.config.data.limit == control.config.data.limit == RETRAIN_LIMIT
+        assert [e.name for e in control.config.extras] == ["snapshots"]
+        # the control differs from the pruning run only in the extra
+        assert pruned.config.optimizer == control.config.optimizer
+    # the LeNets: Caffe's solver; retraining at the reference's final learning rate
+    lenet5 = by["lenet5", "dense", 0].config.optimizer
+    assert (lenet5.lr, lenet5.momentum, lenet5.weight_decay, lenet5.batch_size) == (
+        CAFFE_LR,
+        0.9,
+        5e-4,
+        64,
+    )
+    assert (lenet5.schedule.name, lenet5.schedule.gamma, lenet5.schedule.power) == (
+        "inv",
+        1e-4,
+        0.75,
+    )
+    retrain = by["lenet5", "pruned", 0].config.optimizer
+    assert retrain.schedule.name == "none"
+    assert retrain.lr == pytest.approx(caffe_lr(lenet5.epochs * 938))
+    assert by["lenet300100", "dense", 0].config.optimizer.epochs * 938 == pytest.approx(
+        50_000, abs=938
+    )
+    assert [e.name for e in by["logistic_regression", "dense", 0].config.extras] == []
+    assert by["logistic_regression", "dense", 0].config.data.dataset == "mnist-1v7"
+
+
+def test_weight_sparsity_counts_zeros_of_weights_only() -> None:
+    model = create_model("lenet300100")
+    with torch.no_grad():
+        for layer in model.modules():
+            if isinstance(layer, nn.Linear):
+                layer.weight.zero_()
+                layer.bias.fill_(1.0)
+    assert weight_sparsity(model) == 1.0
+    with torch.no_grad():
+        model[2].weight[0, :392] = 1.0  # half a row of the first layer
+    total = 784 * 300 + 300 * 100 + 100 * 10
+    assert weight_sparsity(model) == pytest.approx(1 - 392 / total)
+
+
+class Affine(nn.Module):
+    """z = wᵀx + b as the two logits (0, z), like ``logistic_regression``."""
+
+    def __init__(self, w: torch.Tensor, b: float) -> None:
+        super().__init__()
+        self.w, self.b = w, b
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = x.flatten(1) @ self.w + self.b
+        return torch.stack([torch.zeros_like(z), z], dim=1)
+
+
+def test_r2_is_the_papers_eq5_on_an_affine_model_with_known_margins() -> None:
+    from robustcompress import attacks
+
+    torch.manual_seed(0)
+    w = torch.randn(784, dtype=torch.float64) * 0.1
+    model = Affine(w, 0.0)
+    x = torch.full((5, 1, 28, 28), 0.5, dtype=torch.float64)
+    # move each input along w to a chosen margin z_n = wᵀx_n (every step stays in the box)
+    margins = torch.tensor([0.3, -0.2, 0.5, -0.4, 0.1], dtype=torch.float64)
+    base = x.flatten(1) @ w
+    x = x + ((margins - base)[:, None] * w / w.dot(w)).reshape(5, 1, 28, 28)
+    assert bool(((x >= 0) & (x <= 1)).all())
+    y = torch.tensor([1, 0, 1, 1, 0])  # the fourth is misclassified (z < 0, label 1)
+    pred = model(x).argmax(dim=1)
+    assert pred.tolist() == [1, 0, 1, 0, 1]
+    # DeepFool on an affine model: one step to the boundary, (|z| + 1e-4)/‖w‖, times 1.02
+    result = _r2(attacks.get("deepfool"), model, x, y, pred)
+    distance = (margins.abs() + 1e-4) / w.norm() * 1.02
+    correct = torch.tensor([1.0, 1.0, 1.0, 0.0, 0.0])
+    assert result["r2"] == pytest.approx(float((correct * distance).mean()), rel=1e-6)
+    assert result["r2_correct"] == pytest.approx(float(distance[:3].mean()), rel=1e-6)
+    assert (result["failed"], result["correct"]) == (0, 3)
+
+
+def test_r2_leaves_out_inputs_the_attack_failed_on() -> None:
+    w = torch.ones(784, dtype=torch.float64) / 784
+    model = Affine(w, -0.5)
+    x = torch.stack([torch.full((1, 28, 28), v, dtype=torch.float64) for v in (0.2, 0.8)])
+    y = torch.tensor([0, 1])
+    pred = model(x).argmax(dim=1)
+
+    def unchanged(_model: nn.Module, inputs: torch.Tensor, _y: torch.Tensor) -> torch.Tensor:
+        return inputs.clone()
+
+    result = _r2(unchanged, model, x, y, pred)
+    assert result["failed"] == 2 and math.isnan(result["r2"]) and math.isnan(result["r2_correct"])
+
+
+# ------------------------------------------------------------------ report claims
+
+
+def _source(rows: list[dict[str, Any]], runs: list[Any] | None = None) -> ReportSource:
+    return ReportSource(
+        kind="reproduction",
+        directory=Path("."),
+        title="t",
+        runs=runs or [],
+        manifest={"snapshots": rows},
+    )
+
+
+def _linear_rows(rise: float, accuracy_drop_at: int) -> list[dict[str, Any]]:
+    rows = []
+    for seed in range(5):
+        for r in range(17):
+            noise = 0.001 * ((seed * 7 + r * 3) % 5 - 2)
+            rows.append(
+                {
+                    "model": "softmax_regression",
+                    "method": "pruned",
+                    "seed": seed,
+                    "point": round_name(r),
+                    "accuracy": 0.92 - (0.05 if r >= accuracy_drop_at else 0.0),
+                    "r_inf/fgsm": 0.4 + rise * r + noise,
+                    "r_inf/rfgsm": 0.5 + rise * r + noise,
+                    "r2/deepfool": 1.0 - 0.01 * r + noise,
+                    "r2/cw": 1.1 + noise,
+                }
+            )
+    return rows
+
+
+def test_accuracy_range_ends_before_the_first_round_that_loses_a_point() -> None:
+    source = _source(_linear_rows(0.01, accuracy_drop_at=6))
+    from robustcompress.papers.guo2018.report import snapshot_rows
+
+    rows = snapshot_rows(source, "softmax_regression", "pruned")
+    assert accuracy_range(rows) == 5
+
+
+def test_linear_claims_on_made_up_measurements() -> None:
+    source = _source(_linear_rows(0.01, accuracy_drop_at=6))
+    from robustcompress.papers.guo2018.report import _lookup
+
+    lookup = _lookup(source)
+    specs = {s.key: s for s in claim_specs(source, lookup)}
+    rinf = specs["linear-rinf"]
+    # rounds 1, 2, 4 are within the accuracy range (R = 5); round 8 is not
+    assert sorted({c.other for c in rinf.comparisons}) == ["round-01", "round-02", "round-04"]
+    result = evaluate_claim(rinf, lookup)
+    assert result.verdict == "supported"
+    r2 = evaluate_claim(specs["linear-r2"], lookup)
+    verdicts = {(e.metric, e.other): e.verdict for e in r2.evidence}
+    assert verdicts["r2/deepfool", "round-04"] == "supported"  # falls
+    assert verdicts["r2/cw", "round-04"] == "inconclusive"  # level
+    # r∞ that does not move: nothing is supported
+    flat = _source(_linear_rows(0.0, accuracy_drop_at=17))
+    flat_lookup = _lookup(flat)
+    flat_specs = {s.key: s for s in claim_specs(flat, flat_lookup)}
+    assert evaluate_claim(flat_specs["linear-rinf"], flat_lookup).verdict != "supported"
+
+
+# ------------------------------------------------------------------ end to end
+
+TINY_CHECK = SnapshotCheck(
+    linf_size=64,
+    l2_size=16,
+    cw_size=8,
+    cw_steps=5,
+    cw_search_steps=1,
+    clever_size=2,
+    clever_rounds=(0, 1, 2),
+    clever_batches=2,
+    clever_samples=8,
+    control_epochs=(1, 2),
+)
+
+TINY = Profile(
+    name="test",
+    description="tiny: the binary linear model and LeNet-300-100, 2 rounds",
+    seeds=1,
+    settings={
+        "logistic_regression": schedule(256, 1, 2, 64, evaluation=TINY_CHECK, retrain_limit=128),
+        "lenet300100": schedule(
+            256,
+            1,
+            2,
+            64,
+            activation=(1e-4,),
+            activation_epochs=1,
+            evaluation=TINY_CHECK,
+            retrain_limit=128,
+        ),
+    },
+    masking=MaskingCheck(size=16, eps=0.1),
+)
+
+
+@pytest.mark.slow
+def test_tiny_reproduction_measures_every_kept_model_and_reuses_them(tmp_path: Path) -> None:
+    runs_dir = tmp_path / "runs"
+    lines: list[str] = []
+    first = reproduce(RECIPE, TINY, runs_dir=runs_dir, log=lines.append)
+    assert not first.errors
+    manifest = json.loads((first.directory / MANIFEST_FILE).read_text())
+    rows = manifest["snapshots"]
+    points = {(r["model"], r["method"], r["point"]) for r in rows}
+    for model in ("logistic_regression", "lenet300100"):
+        for r in range(3):
+            assert (model, "pruned", f"round-{r:02d}") in points
+        assert {(model, "continued", "epoch-001"), (model, "continued", "epoch-002")} <= points
+    assert ("lenet300100", "act-l1-0.0001", "final") in points
+    pruned = {
+        r["point"]: r for r in rows if r["method"] == "pruned" and r["model"] == "lenet300100"
+    }
+    for r in range(3):
+        assert pruned[f"round-{r:02d}"]["weight_sparsity"] == pytest.approx(
+            1 - (2 / 3) ** r, abs=0.002
+        )
+        assert pruned[f"round-{r:02d}"]["n"] == 64 and "clever/l2" in pruned[f"round-{r:02d}"]
+    control = [r for r in rows if r["method"] == "continued"]
+    assert all(r["weight_sparsity"] == 0 for r in control)
+    for row in rows:
+        assert 0 <= row["r_inf/fgsm"] <= 1 and 0 <= row["r_inf/rfgsm"] <= 1
+        assert row["n/deepfool"] == 16 and row["n/cw"] == 8
+    # round 0 is the dense reference: its accuracy is the dense run's own
+    from robustcompress.data import load_dataset
+    from robustcompress.training import load_model
+
+    dense = next(
+        r for r in manifest["runs"] if r["model"] == "lenet300100" and r["method"] == "dense"
+    )
+    model = load_model(first.directory / dense["run_dir"])
+    test = load_dataset("mnist", "test", limit=64, seed=0)
+    with torch.no_grad():
+        accuracy = float((model(test.images).argmax(1) == test.labels).double().mean())
+    assert pruned["round-00"]["accuracy"] == pytest.approx(accuracy)
+    # a second call measures nothing again
+    lines.clear()
+    second = reproduce(RECIPE, TINY, runs_dir=runs_dir, log=lines.append)
+    assert second.manifest["snapshots"] == rows
+    assert not any("measuring" in line for line in lines)
+    # the report: a sparsity figure per model, the curve tables, Table 1 and claims
+    report = make_report(first.directory)
+    keys = {f.key for f in report.figures}
+    assert {"logistic_regression-sparsity", "lenet300100-sparsity"} <= keys
+    tables = {t.key for t in report.plan.tables}
+    assert {"lenet300100-curve", "lenet300100-clever", "lenet300100-table-1"} <= tables
+    assert {c.spec.key for c in report.plan.claims} >= {"activation", "clever"}
+    assert load_source(first.directory).manifest["snapshots"] == rows
