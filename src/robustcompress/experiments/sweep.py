@@ -243,40 +243,62 @@ def run_sweep(
     runs_dir: str | os.PathLike[str] | None = None,
     on_done: Any = None,
 ) -> SweepResult:
-    """Run every point with ``executor`` (level by level) and write the summary.
+    """Run every point with ``executor`` and write the summary.
 
-    A run that raises does not stop the others: its error is kept in
-    ``SweepResult.errors`` and it is left out of the aggregates. ``on_done(point,
+    Runs that start from no other sweep run are submitted first, in sweep order; a run
+    that fine-tunes another is submitted as soon as that one ends (not when its whole
+    level has), so a long run never holds back the fine-tunings of the short ones. A
+    run that raises does not stop the others: its error is kept in
+    ``SweepResult.errors`` and it is left out of the aggregates (the runs that start
+    from it are still submitted, and fail with their own error). ``on_done(point,
     record_or_None, error_or_None)`` is called as each run completes.
     """
     root = runs_root(runs_dir)
     records: dict[str, RunRecord | None] = {}
     errors: dict[str, str] = {}
     statuses: dict[str, str] = {}
-    for level in _levels(sweep):
-        futures: dict[Future[RunRecord], SweepPoint] = {
-            executor.submit(p.config, dependencies=sweep.dependencies): p for p in level
-        }
-        position = {f: i for i, f in enumerate(futures)}
-        pending = set(futures)
-        while pending:
-            done, pending = wait(pending, return_when="FIRST_COMPLETED")
-            for future in sorted(done, key=position.__getitem__):
-                point = futures[future]
-                name = point.config.name
-                error = future.exception()
-                if error is None:
-                    records[name] = future.result()
-                else:
-                    records[name] = None
-                    statuses[name] = "diverged" if isinstance(error, DivergedError) else "failed"
-                    errors[name] = (
-                        str(error)
-                        if isinstance(error, RobustCompressError)
-                        else f"{type(error).__name__}: {error}"
-                    )
-                if on_done is not None:
-                    on_done(point, records[name], errors.get(name))
+    _levels(sweep)  # refuses circular init_from chains before anything runs
+    by_name = {p.config.name: p for p in sweep.points}
+    children: dict[str, list[SweepPoint]] = {}
+    roots: list[SweepPoint] = []
+    for p in sweep.points:
+        start = p.config.training.init_from
+        if start and start in by_name:
+            children.setdefault(start, []).append(p)
+        else:
+            roots.append(p)
+    futures: dict[Future[RunRecord], SweepPoint] = {}
+    position: dict[Future[RunRecord], int] = {}
+
+    def submit(points: Sequence[SweepPoint]) -> None:
+        for p in points:
+            future = executor.submit(p.config, dependencies=sweep.dependencies)
+            futures[future] = p
+            position[future] = len(position)
+
+    submit(roots)
+    pending = set(futures)
+    while pending:
+        done, pending = wait(pending, return_when="FIRST_COMPLETED")
+        for future in sorted(done, key=position.__getitem__):
+            point = futures[future]
+            name = point.config.name
+            error = future.exception()
+            if error is None:
+                records[name] = future.result()
+            else:
+                records[name] = None
+                statuses[name] = "diverged" if isinstance(error, DivergedError) else "failed"
+                errors[name] = (
+                    str(error)
+                    if isinstance(error, RobustCompressError)
+                    else f"{type(error).__name__}: {error}"
+                )
+            if on_done is not None:
+                on_done(point, records[name], errors.get(name))
+            before = set(futures)
+            submit(children.get(name, []))
+            pending |= set(futures) - before
     ordered = [records.get(p.config.name) for p in sweep.points]
     summary = summarize(sweep.points, ordered, statuses)
     path = root / "sweeps" / sweep.name / "sweep_summary.json"
