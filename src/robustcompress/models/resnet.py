@@ -83,3 +83,59 @@ def resnet18(
 ) -> nn.Module:
     """ResNet-18 for CIFAR-10 (11.2 M parameters at width 64; normalisation inside)."""
     return ResNet((2, 2, 2, 2), width, num_classes, in_channels, mean, std)
+
+
+@register_model(
+    "resnet32",
+    input_shape=(3, 32, 32),
+    default_dataset="cifar10",
+    paper="He et al. 2016, §4.2 (CIFAR ResNet, n = 5); Guo et al. 2018, Figure 2 g-h",
+)
+def resnet32(
+    width: int = 16,
+    num_classes: int = 10,
+    in_channels: int = 3,
+    mean: Sequence[float] | None = CIFAR10_MEAN,
+    std: Sequence[float] | None = CIFAR10_STD,
+) -> nn.Module:
+    """ResNet-32 for CIFAR-10: a 3×3 stem, three stages of five basic blocks (16, 32, 64
+    channels), global pooling and one linear layer. The two stage transitions use 1×1
+    projection shortcuts (He et al.'s option B), so it has 33 convolutions where the
+    zero-padding shortcuts of option A give the 31 Guo et al. count."""
+    return ResNet((5, 5, 5), width, num_classes, in_channels, mean, std)
+
+
+VGG_LIKE = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, "M")
+"""The convolution widths (and 2×2 max-pools, "M") of :func:`vgg_like`: 12 convolutions."""
+
+
+@register_model(
+    "vgg_like",
+    input_shape=(3, 32, 32),
+    default_dataset="cifar10",
+    paper="Guo et al. 2018, §4.2 (a VGG-like network: 12 convolutions, 2 linear layers)",
+)
+def vgg_like(
+    num_classes: int = 10,
+    in_channels: int = 3,
+    mean: Sequence[float] | None = CIFAR10_MEAN,
+    std: Sequence[float] | None = CIFAR10_STD,
+) -> nn.Module:
+    """A VGG-style network for 32×32 inputs: twelve 3×3 convolutions with batch norm and
+    ReLU in five pooled stages (:data:`VGG_LIKE`), then 512 → 512 → ``num_classes``.
+    Guo et al. give only the layer counts; the widths follow VGG-16's."""
+    layers: list[nn.Module] = [maybe_normalize(mean, std)]
+    channels = in_channels
+    for width in VGG_LIKE:
+        if width == "M":
+            layers.append(nn.MaxPool2d(2))
+            continue
+        assert isinstance(width, int)
+        layers += [
+            nn.Conv2d(channels, width, 3, padding=1, bias=False),
+            nn.BatchNorm2d(width),
+            nn.ReLU(),
+        ]
+        channels = width
+    layers += [nn.Flatten(), nn.Linear(512, 512), nn.ReLU(), nn.Linear(512, num_classes)]
+    return nn.Sequential(*layers)
