@@ -299,3 +299,30 @@ def test_tiny_reproduction_measures_every_kept_model_and_reuses_them(tmp_path: P
     assert {"lenet300100-curve", "lenet300100-clever", "lenet300100-table-1"} <= tables
     assert {c.spec.key for c in report.plan.claims} >= {"activation", "clever"}
     assert load_source(first.directory).manifest["snapshots"] == rows
+
+
+def test_paper_cifar_is_refused_in_one_line_without_a_gpu_or_the_files(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from robustcompress.errors import ConfigError
+    from robustcompress.papers.guo2018 import recipe
+
+    cifar = RECIPE.profile("paper-cifar")
+    monkeypatch.setattr(recipe, "paper_cifar_missing", lambda: ["no CUDA GPU"])
+    with pytest.raises(ConfigError, match=r"needs a CUDA GPU .* this machine has no CUDA GPU"):
+        plan(cifar, [0])
+    monkeypatch.setattr(recipe, "paper_cifar_missing", lambda: [])
+    planned = plan(cifar, list(range(cifar.seeds)))
+    assert {p.model for p in planned} == {"vgg_like", "resnet32"} and len(planned) == 60
+    pruned = {p.model: p.config for p in planned if p.method == "pruned" and p.seed == 0}
+    # the first and last layers stay dense (§4.2)
+    assert pruned["resnet32"].extras[0].settings()["weights"] == list(range(2, 34))
+    assert pruned["vgg_like"].extras[0].settings()["weights"] == list(range(2, 14))
+    assert all(p.config.device == "cuda" for p in planned)
+
+
+def test_paper_cifar_names_what_this_machine_lacks() -> None:
+    from robustcompress.papers.guo2018.recipe import paper_cifar_missing
+
+    missing = paper_cifar_missing()
+    assert ("no CUDA GPU" in missing) == (not torch.cuda.is_available())

@@ -42,6 +42,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from robustcompress.errors import ConfigError
 from robustcompress.experiments.recipes import (
     MaskingCheck,
     Method,
@@ -68,6 +69,8 @@ DATASET = {
     "softmax_regression": "mnist",
     "lenet300100": "mnist",
     "lenet5": "mnist",
+    "vgg_like": "cifar10",
+    "resnet32": "cifar10",
 }
 """Each model (a registered architecture) and its data set."""
 LINEAR = ("logistic_regression", "softmax_regression")
@@ -101,6 +104,11 @@ def caffe_solver(lr: float, schedule: bool) -> dict[str, Any]:
     return solver
 
 
+NO_ACCURACY_RULE = 10**9
+"""``training.divergence.min_eval_size`` of the pruning runs: more evaluation inputs than
+any test set, so the divergence monitor's accuracy-collapse rule never applies (its
+loss-explosion rule still does)."""
+
 LINEAR_SOLVER = {"lr": 0.01, "momentum": 0.9, "batch_size": 64}
 """The linear models' SGD with momentum (§4.1 names the method, not its settings)."""
 
@@ -119,14 +127,32 @@ class GuoSchedule(Schedule):
     activation_epochs: int = 0
     evaluation: SnapshotCheck = field(default_factory=SnapshotCheck)
     """How every kept model is measured (:mod:`.evaluation`)."""
+    prune: tuple[int, ...] = ()
+    """The weight tensors to prune (1-based indices; empty: all)."""
     retrain_limit: int | None = None
     """Training images of every retraining run (a seeded subset; ``None``: the
     reference's): one epoch of it is one pruning round."""
 
 
+CIFAR_SOLVER = {
+    "lr": 0.1,
+    "momentum": 0.9,
+    "weight_decay": 5e-4,
+    "batch_size": 128,
+    "schedule": "cosine",
+}
+"""The CIFAR-10 references' SGD (the paper gives none; the usual ResNet/VGG setting with
+a cosine schedule); retraining uses lr 0.001 without a schedule."""
+
+CIFAR = ("vgg_like", "resnet32")
+
+
 def solvers(model: str, sched: Schedule) -> dict[str, dict[str, Any]]:
     """The optimiser per phase: the reference (``scratch``) and the retraining
     (``finetune``: pruning rounds, the control, activation ℓ1)."""
+    if model in CIFAR:
+        retrain = {k: v for k, v in CIFAR_SOLVER.items() if k != "schedule"}
+        return {"scratch": dict(CIFAR_SOLVER), "finetune": {**retrain, "lr": 0.001}}
     if model in LINEAR:
         return {"scratch": dict(LINEAR_SOLVER), "finetune": dict(LINEAR_SOLVER)}
     steps = math.ceil((sched.train_limit or train_size(DATASET[model])) / 64)
@@ -157,10 +183,14 @@ def methods(model: str, schedule: GuoSchedule) -> tuple[Method, ...]:
                         "rounds": rounds,
                         "fraction": FRACTION,
                         "epochs_per_round": 1,
+                        **({"weights": list(schedule.prune)} if schedule.prune else {}),
                     }
                 ],
                 "tracking": tracking,
                 "data": data,
+                # accuracy falling at extreme sparsity is the measurement, not divergence:
+                # keep the loss rule, switch off the accuracy-collapse rule (see CHOICES)
+                "training": {"divergence": {"min_eval_size": NO_ACCURACY_RULE}},
             },
         ),
         Method(
@@ -185,7 +215,9 @@ def methods(model: str, schedule: GuoSchedule) -> tuple[Method, ...]:
                 starts_from="dense",
                 overrides={
                     "optimizer": {"epochs": schedule.activation_epochs},
-                    "extras": [{"name": "activation_l1", "lam": lam}],
+                    "extras": [
+                        {"name": "activation_l1", "lam": lam, "layers": [ACTIVATION_LAYER[model]]}
+                    ],
                     "tracking": tracking,
                     "data": data,
                 },
@@ -236,12 +268,22 @@ pruning and control runs as long as its reference)."""
 ACTIVATION_EPOCHS = 4
 """Epochs of activation-ℓ1 fine-tuning of the dense reference (Table 1)."""
 
+ACTIVATION_LAYER = {"lenet300100": "5", "lenet5": "9"}
+"""The module whose output the activation ℓ1 penalises: the ReLU feeding the last fully
+connected layer, whose sparsity Table 1 reports. Penalising every hidden layer instead
+(measured on LeNet-300-100, 4 passes over 20,000 images from the dense model) moved that
+sparsity far less: 18.6 % → 57.5 % at λ = 10⁻² with accuracy 0.9754, where the last layer
+alone reached 72.6 % at 0.9803."""
+
 ACTIVATION_L1: dict[str, tuple[float, ...]] = {
-    "lenet300100": (),
-    "lenet5": (),
+    "lenet300100": (1.5e-2, 2e-1),
+    "lenet5": (5e-3, 3e-2),
 }
-"""Table 1's two regularized rows per LeNet: the ℓ1 strengths whose activation sparsity
-is closest to the paper's (measured; see CHOICES)."""
+"""Table 1's two regularized rows per LeNet: λ picked from fine-tuning seed 0's dense
+model for 4 passes over the 20,000 images (test set, sparsity (a) / accuracy):
+LeNet-300-100 λ = 10⁻² 72.6 % / 0.9803, 3·10⁻² 83.7 % / 0.9797, 10⁻¹ 92.5 % / 0.9767
+(targets 75.9 % and 95.2 %); LeNet-5 λ = 3·10⁻³ 96.1 % / 0.9889, 10⁻² 98.8 % / 0.9864,
+3·10⁻² 99.56 % / 0.9867 (targets 97.5 % and 99.6 %)."""
 
 
 CHOICES: tuple[str, ...] = (
@@ -259,6 +301,12 @@ CHOICES: tuple[str, ...] = (
     "the reference's final one, with the same momentum and weight decay.",
     "Pruned tensors: every weight matrix and convolution kernel, each pruned by the same "
     "fraction (layer-wise uniform, §4.2); biases stay dense.",
+    "Pruning runs keep the divergence monitor's loss-explosion rule but not its "
+    "accuracy-collapse rule: clean accuracy falling at extreme sparsity is what the paper "
+    "measures (the first full run stopped LeNet-300-100 seed 0 at round 15, 99.8 % zero "
+    "weights, accuracy 0.291). Rounds whose clean accuracy is near chance are marked in "
+    "the report, and no claim compares beyond the rounds the accuracy range allows "
+    "except the over-pruning claim, which is about that fall.",
     "r_inf: accuracy under FGS and rFGS (Tramer et al. 2018: a random sign step of "
     "alpha = eps/2, then FGSM with the rest; the paper keeps rFGS's settings fixed without "
     "giving them) at eps = 0.1, clipped to [0, 1], over the whole test set. r_2: the "
@@ -308,10 +356,10 @@ def _register_profiles() -> None:
             "logistic_regression": schedule(None, 5, 4, 500, evaluation=QUICK_CHECK),
             "softmax_regression": schedule(10000, 5, 4, 500, evaluation=QUICK_CHECK),
             "lenet300100": schedule(
-                10000, 2, 4, 500, activation=(1e-4,), activation_epochs=1, evaluation=QUICK_CHECK
+                10000, 2, 4, 500, activation=(1e-2,), activation_epochs=1, evaluation=QUICK_CHECK
             ),
             "lenet5": schedule(
-                10000, 1, 4, 500, activation=(1e-5,), activation_epochs=1, evaluation=QUICK_CHECK
+                10000, 1, 4, 500, activation=(1e-2,), activation_epochs=1, evaluation=QUICK_CHECK
             ),
         },
         masking=MaskingCheck(size=200, eps=EPS),
@@ -363,6 +411,64 @@ def _register_profiles() -> None:
         masking=MaskingCheck(size=400, eps=EPS),
     )
 
+    cifar = {
+        model: GuoSchedule(
+            None,
+            Phase(160, 0),
+            Phase(ROUNDS, 0),
+            10000,
+            tracked_attacks={},
+            overrides={"device": "cuda"},
+            rounds=ROUNDS,
+            evaluation=SnapshotCheck(l2_size=1000, cw_size=500, control_epochs=(1, 4, 8, 16)),
+            prune=tuple(range(2, n)),
+        )
+        for model, n in (("vgg_like", 14), ("resnet32", 34))
+    }
+    PROFILES["paper-cifar"] = Profile(
+        name="paper-cifar",
+        description=(
+            "Figure 2 e-h on a GPU: VGG-like (12 convolutions, 2 linear layers) and ResNet-32 "
+            "on CIFAR-10, dense references 160 epochs (SGD 0.1, momentum 0.9, weight decay "
+            "5e-4, cosine; the paper gives no schedule), 16 rounds of 1/3 keeping the first "
+            "and last layers dense (§4.2), one full retraining epoch per round at lr 0.001; "
+            "r_inf on the whole test set, r2 on 1000 (DeepFool) and 500 (C&W); 10 seeds as "
+            "the paper; refused without a CUDA GPU and the CIFAR-10 files"
+        ),
+        seeds=10,
+        settings=cifar,
+        masking=MaskingCheck(size=400, eps=EPS),
+    )
+
+    cifar = {
+        model: GuoSchedule(
+            None,
+            Phase(160, 0),
+            Phase(ROUNDS, 0),
+            10000,
+            tracked_attacks={},
+            overrides={"device": "cuda"},
+            rounds=ROUNDS,
+            evaluation=SnapshotCheck(l2_size=1000, cw_size=500, control_epochs=(1, 4, 8, 16)),
+            prune=tuple(range(2, n)),
+        )
+        for model, n in (("vgg_like", 14), ("resnet32", 34))
+    }
+    PROFILES["paper-cifar"] = Profile(
+        name="paper-cifar",
+        description=(
+            "Figure 2 e-h on a GPU: VGG-like (12 convolutions, 2 linear layers) and ResNet-32 "
+            "on CIFAR-10, dense references 160 epochs (SGD 0.1, momentum 0.9, weight decay "
+            "5e-4, cosine; the paper gives no schedule), 16 rounds of 1/3 keeping the first "
+            "and last layers dense (§4.2), one full retraining epoch per round at lr 0.001; "
+            "r_inf on the whole test set, r2 on 1000 (DeepFool) and 500 (C&W); 10 seeds as "
+            "the paper; refused without a CUDA GPU and the CIFAR-10 files"
+        ),
+        seeds=10,
+        settings=cifar,
+        masking=MaskingCheck(size=400, eps=EPS),
+    )
+
 
 _register_profiles()
 
@@ -379,15 +485,40 @@ def models_for(profile: Profile[GuoSchedule]) -> dict[str, ModelEntry]:
     return out
 
 
+def paper_cifar_missing() -> list[str]:
+    """What this machine lacks for the ``paper-cifar`` profile (empty: nothing)."""
+    import torch
+
+    from robustcompress.data.locate import find_dataset
+    from robustcompress.errors import RobustCompressError
+
+    missing = []
+    if not torch.cuda.is_available():
+        missing.append("no CUDA GPU")
+    try:
+        find_dataset("cifar10")
+    except RobustCompressError:
+        missing.append("no CIFAR-10 files (see `robustcompress data`)")
+    return missing
+
+
 def plan(profile: Profile[GuoSchedule], seeds: Sequence[int]) -> list[PlannedRun]:
-    """Every run: the dense references (LeNet-5 first: the longest), then pruning, the
-    controls and the activation-ℓ1 fine-tunings."""
-    planned = plan_grid(
+    """Every run: the dense references (LeNet-300-100 first: short, then LeNet-5), then
+    pruning, the controls and the activation-ℓ1 fine-tunings. The ``paper-cifar``
+    profile is refused, in one line, where a GPU or the CIFAR-10 files are missing."""
+    if any(model in CIFAR for model in profile.settings):
+        missing = paper_cifar_missing()
+        if missing:
+            raise ConfigError(
+                f"profile {profile.name!r} needs a CUDA GPU and the CIFAR-10 files (VGG-like "
+                f"and ResNet-32, Figure 2 e-h); this machine has {' and '.join(missing)}: run "
+                "it where both exist, or use --profile quick or full for the MNIST part"
+            )
+    return plan_grid(
         NAME,
         profile,
         seeds,
         models_for(profile),
-        order=("lenet300100", "lenet5", "softmax_regression", "logistic_regression"),
+        order=("lenet300100", "lenet5", "softmax_regression", "logistic_regression", *CIFAR),
         first=("pruned",),
     )
-    return planned

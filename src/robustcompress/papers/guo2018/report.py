@@ -161,6 +161,18 @@ def accuracy_range(rows: Rows) -> int:
     return last
 
 
+CLASSES = {"logistic_regression": 2}
+"""Classes of each model's task (10 unless listed)."""
+
+
+def near_chance(model: str, accuracy: float, n: int) -> bool:
+    """The project's near-chance rule (:func:`robustcompress.evaluation.masking.near_chance`)
+    on a mean clean accuracy over ``n`` test images."""
+    from robustcompress.evaluation.masking import near_chance as rule
+
+    return rule(accuracy, round(accuracy * n), CLASSES.get(model, 10))
+
+
 def _mean(v: Mapping[int, float]) -> float:
     return float(np.mean(list(v.values()))) if v else math.nan
 
@@ -190,8 +202,9 @@ def curve_table(source: ReportSource, model: str) -> Table | None:
     for r in rounds_of(pruned):
         point = round_name(r)
         seeds = len(pruned[point])
+        chance = near_chance(model, _mean(values(pruned, point, "accuracy")), _sizes(pruned)[0])
         rows.append(
-            [f"round {r}", str(seeds)]
+            [f"round {r}" + (" (near chance)" if chance else ""), str(seeds)]
             + [_cell(values(pruned, point, k), percent=k == "weight_sparsity") for k in keys]
         )
     for point in control:
@@ -212,7 +225,10 @@ def curve_table(source: ReportSource, model: str) -> Table | None:
             "Control: the dense model retrained for the same epochs without pruning. "
             f"r∞: accuracy under FGS / rFGS at ε = {_eps(pruned):g} on {n_linf} test images; "
             f"r2: E[1(y = ŷ)·‖x̃ − x‖₂] (the paper's eq. 5) with DeepFool on {n_df} and C&W "
-            f"on {n_cw} test images. Mean ± sample std over seeds. Paper: dense accuracy "
+            f"on {n_cw} test images. Mean ± sample std over seeds; '(near chance)': mean clean "
+            "accuracy ≤ 1/K + 0.1 (or under 30 correct images), a broken model whose r∞ and "
+            "r2 are not robustness. Paper: "
+            "dense accuracy "
             f"{PAPER_ACCURACY.get(model, math.nan):.4f}"
             + (
                 "; first pruning round r2 DeepFool 2.0103 → 2.0009, C&W 2.3151 → 2.3061."
