@@ -132,7 +132,7 @@ def results_markdown(source: ReportSource) -> str:
         for table in plan.accuracy_tables:
             lines += [render_table(table), ""]
     if plan.tables:
-        lines += ["## Final fooling ratios and structure", ""]
+        lines += [f"## {plan.tables_title}", ""]
         for table in plan.tables:
             lines += [render_table(table), ""]
     if plan.claims:

@@ -92,6 +92,8 @@ class ReportPlan:
     claims: list[ClaimResult] = field(default_factory=list)
     masking_required: list[tuple[str, str]] = field(default_factory=list)
     intro: list[str] = field(default_factory=list)
+    tables_title: str = "Final fooling ratios and structure"
+    """The results record's heading over :attr:`tables`."""
     drawings: list[Callable[[Path], SavedFigure | None]] = field(default_factory=list)
     """Figures a paper draws itself (kinds :class:`FigureRequest` does not have): each
     gets the figures directory and returns its saved figure, or None."""

@@ -265,6 +265,44 @@ def _failure_notes(*groups: Rows) -> list[str]:
     return notes[:20] + ([f"… and {len(notes) - 20} more."] if len(notes) > 20 else [])
 
 
+def accuracy_table(source: ReportSource, models: Sequence[str]) -> Table:
+    """The dense references' clean test accuracy beside the paper's (§4.1, §4.2), with
+    the measured plateau: the tracked test accuracy over the reference's last epochs."""
+    rows = []
+    for model in models:
+        dense = snapshot_rows(source, model, "pruned")
+        accuracy = values(dense, round_name(0), "accuracy")
+        runs = source.runs_of(model, "dense")
+        epochs = int((runs[0].config.get("optimizer") or {}).get("epochs", 0)) if runs else 0
+        halfway: dict[int, float] = {}
+        for run in runs:
+            _, tracked = run.series("accuracy")  # the whole test set, every epoch end
+            if len(tracked) > 2:
+                halfway[run.seed] = float(tracked[len(tracked) // 2])
+        rows.append(
+            [
+                model,
+                str(len(accuracy)),
+                str(epochs),
+                _cell(halfway),
+                _cell(accuracy),
+                f"{PAPER_ACCURACY[model]:.4f}" if model in PAPER_ACCURACY else "",
+            ]
+        )
+    return Table(
+        "dense-accuracy",
+        "Dense references: clean test accuracy",
+        ["model", "seeds", "epochs", "halfway", "test accuracy", "paper"],
+        rows,
+        caption=(
+            "Test accuracy of the final dense model on the whole test set (round 0 of the "
+            "pruning runs) and, tracked on the same images, after half its epochs: equal "
+            "values mean the second half of training was on the plateau. Mean ± sample std "
+            "over seeds."
+        ),
+    )
+
+
 def table1(source: ReportSource, model: str) -> Table | None:
     """Table 1: the dense model, its control and each activation-ℓ1 strength, beside the
     paper's rows (r∞ FGS, r2 DeepFool, accuracy, activation sparsity)."""
@@ -577,6 +615,8 @@ def plan(source: ReportSource) -> ReportPlan:
         tables += [t for t in (curve_table(source, model), clever_table(source, model)) if t]
     tables += [t for model in order if (t := table1(source, model)) is not None]
     report.tables = tables
+    report.tables_title = "Robustness along pruning, Table 1 and CLEVER"
+    report.accuracy_tables = [accuracy_table(source, order)]
     lookup = _lookup(source)
     specs = [s for s in claim_specs(source, lookup) if s.comparisons]
     report.claims = [evaluate_claim(spec, lookup) for spec in specs]
