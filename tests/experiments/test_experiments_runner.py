@@ -50,7 +50,12 @@ def test_natural_run_directory_and_record(natural_run: RunRecord) -> None:
     assert {f"effective_rank/W{i}" for i in (1, 2, 3)} <= set(final)
     # the stored config is the resolved one: every default filled in
     stored = yaml.safe_load((record.run_dir / "config.yaml").read_text())
-    assert stored["optimizer"]["schedule"] == {"name": "none", "step_size": 1, "gamma": 0.1}
+    assert stored["optimizer"]["schedule"] == {
+        "name": "none",
+        "step_size": 1,
+        "gamma": 0.1,
+        "power": 0.75,
+    }
     assert stored == record.config
     # load_model gives the trained model: its accuracy on the evaluation subset is the final one
     from robustcompress.data import load_dataset
