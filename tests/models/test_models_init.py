@@ -30,13 +30,20 @@ def test_fans_are_computed_as_keras_does() -> None:
         (nn.Conv2d(16, 32, 5), 16 * 25, 32 * 25, 0.05),  # 12,800 weights
     ],
 )
-def test_glorot_uniform_bounds_and_variance(layer: nn.Module, fan_in, fan_out, rel) -> None:
-    initialize(layer, "glorot_uniform", generator=seeded(0))
+@pytest.mark.parametrize(
+    ("scheme", "variance"),
+    [("glorot_uniform", lambda i, o: 2.0 / (i + o)), ("caffe_xavier", lambda i, o: 1.0 / i)],
+)
+def test_uniform_schemes_bounds_and_variance(
+    layer: nn.Module, fan_in, fan_out, rel, scheme: str, variance
+) -> None:
+    initialize(layer, scheme, generator=seeded(0))
     w = layer.weight.detach().double()
-    bound = math.sqrt(6.0 / (fan_in + fan_out))
+    target = variance(fan_in, fan_out)
+    bound = math.sqrt(3.0 * target)  # U(−a, a) has variance a²/3
     assert w.abs().max() <= bound
     assert w.abs().max() > 0.99 * bound  # fills U(−a, a), not a narrower interval
-    assert w.var().item() == pytest.approx(2.0 / (fan_in + fan_out), rel=rel)
+    assert w.var().item() == pytest.approx(target, rel=rel)
     assert abs(w.mean().item()) < 0.05 * bound
     assert torch.equal(layer.bias, torch.zeros_like(layer.bias))
 
@@ -110,4 +117,4 @@ def test_unknown_scheme_is_a_one_line_error_listing_the_schemes(scheme: object) 
     message = str(info.value)
     assert "\n" not in message
     assert f"unknown initialisation {scheme!r}" in message
-    assert "torch_default, glorot_uniform, glorot_normal, he_normal" in message
+    assert "torch_default, glorot_uniform, glorot_normal, he_normal, caffe_xavier" in message

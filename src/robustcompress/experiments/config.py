@@ -198,7 +198,7 @@ class ModelConfig(_Section):
     init: str = added_field(
         "torch_default",
         description="weight initialisation: torch_default, glorot_uniform (the Keras "
-        "default), glorot_normal or he_normal",
+        "default), glorot_normal, he_normal or caffe_xavier (Caffe's xavier filler)",
     )
 
     @field_validator("init")

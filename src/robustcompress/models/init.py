@@ -12,7 +12,11 @@ and ``fan_out`` = outputs; for a convolution kernel ``c_out × c_in × k_h × k_
 * ``glorot_uniform``: ``U(−a, a)`` with ``a = √(6 / (fan_in + fan_out))``, variance
   ``2 / (fan_in + fan_out)`` (Glorot & Bengio 2010, eq. 16; the Keras default);
 * ``glorot_normal``: a normal truncated at ±2σ with variance ``2 / (fan_in + fan_out)``;
-* ``he_normal``: a normal truncated at ±2σ with variance ``2 / fan_in`` (He et al. 2015, §2.2).
+* ``he_normal``: a normal truncated at ±2σ with variance ``2 / fan_in`` (He et al. 2015, §2.2);
+* ``caffe_xavier``: ``U(−a, a)`` with ``a = √(3 / fan_in)``, variance ``1 / fan_in``: Caffe's
+  ``xavier`` weight filler at its default ``variance_norm: FAN_IN`` (Caffe's fan-in of a
+  kernel is ``c_in·k_h·k_w``, as here), with the ``constant`` bias filler's zeros: what
+  Caffe's LeNet examples use.
 
 The truncated normals are those of current Keras (``VarianceScaling`` with
 ``truncated_normal``: σ = √(scale/n) / 0.87962566103423978, so that the truncated
@@ -33,7 +37,7 @@ from torch import nn
 from robustcompress.errors import ModelError
 
 #: The initialisation schemes :func:`initialize` knows, the default first.
-INIT_SCHEMES = ("torch_default", "glorot_uniform", "glorot_normal", "he_normal")
+INIT_SCHEMES = ("torch_default", "glorot_uniform", "glorot_normal", "he_normal", "caffe_xavier")
 
 #: Standard deviation of a unit normal truncated to [−2, 2]: Keras divides σ by it.
 TRUNCATED_STD = 0.87962566103423978
@@ -75,8 +79,9 @@ def initialize(
                 continue
             weight, bias = module.weight, module.bias
             fan_in, fan_out = fans(weight)
-            if scheme == "glorot_uniform":
-                bound = math.sqrt(6.0 / (fan_in + fan_out))
+            if scheme in ("glorot_uniform", "caffe_xavier"):
+                spread = 6.0 / (fan_in + fan_out) if scheme == "glorot_uniform" else 3.0 / fan_in
+                bound = math.sqrt(spread)
                 weight.uniform_(-bound, bound, generator=generator)
             else:
                 n = fan_in if scheme == "he_normal" else (fan_in + fan_out) / 2
