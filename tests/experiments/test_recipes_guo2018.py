@@ -18,6 +18,7 @@ from robustcompress.models import create_model
 from robustcompress.papers.guo2018 import RECIPE
 from robustcompress.papers.guo2018.evaluation import SnapshotCheck, _r2, weight_sparsity
 from robustcompress.papers.guo2018.recipe import (
+    ACTIVATION_LAYER,
     CAFFE_LR,
     FRACTION,
     RETRAIN_LIMIT,
@@ -95,6 +96,41 @@ def test_weight_sparsity_counts_zeros_of_weights_only() -> None:
         model[2].weight[0, :392] = 1.0  # half a row of the first layer
     total = 784 * 300 + 300 * 100 + 100 * 10
     assert weight_sparsity(model) == pytest.approx(1 - 392 / total)
+
+
+@pytest.mark.parametrize("name", sorted(ACTIVATION_LAYER))
+def test_activation_l1_penalises_the_relu_that_table_1_measures(name: str) -> None:
+    """The penalised module is a ReLU, and its output is exactly the input of the last
+    linear layer, whose zeros Table 1's sparsity (a) counts."""
+    model = create_model(name)
+    layer = dict(model.named_modules())[ACTIVATION_LAYER[name]]
+    assert isinstance(layer, nn.ReLU)
+    last = [m for m in model.modules() if isinstance(m, nn.Linear)][-1]
+    seen: dict[str, torch.Tensor] = {}
+    layer.register_forward_hook(lambda _m, _a, out: seen.__setitem__("relu", out))
+    last.register_forward_pre_hook(lambda _m, args: seen.__setitem__("last", args[0]))
+    model(torch.rand(3, 1, 28, 28))
+    assert torch.equal(seen["relu"], seen["last"])
+
+
+def test_caffe_lenet5_has_one_nonlinearity_after_the_first_linear_layer() -> None:
+    """Caffe's LeNet-5 (the pruning papers' network): no ReLU after the convolutions."""
+    kinds = [type(m).__name__ for m in create_model("lenet5")]
+    assert kinds == [
+        "Identity",
+        "Conv2d",
+        "MaxPool2d",
+        "Conv2d",
+        "MaxPool2d",
+        "Flatten",
+        "Linear",
+        "ReLU",
+        "Linear",
+    ]
+    full = RECIPE.profile("full")
+    configs = {(p.model, p.method): p.config for p in plan(full, [0])}
+    assert {configs[m, "dense"].model.init for m in ("lenet5", "lenet300100")} == {"caffe_xavier"}
+    assert configs["logistic_regression", "dense"].model.init == "torch_default"
 
 
 class Affine(nn.Module):

@@ -44,14 +44,15 @@ def lenet5(
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
 ) -> nn.Module:
-    """LeNet-5 (Caffe variant): Conv5×5(20) → pool → Conv5×5(50) → pool → 500 → 10, ReLU."""
+    """LeNet-5 as Caffe's MNIST example defines it (``lenet_train_test.prototxt``, the
+    network of the pruning papers Guo et al. 2018 follow): Conv5×5(20) → max-pool 2 →
+    Conv5×5(50) → max-pool 2 → 500 → ReLU → 10. The convolutions have no ReLU: Caffe's
+    one nonlinearity sits after the first fully connected layer."""
     return nn.Sequential(
         maybe_normalize(mean, std),
         nn.Conv2d(1, 20, 5),
-        nn.ReLU(),
         MaxPool2d(2),
         nn.Conv2d(20, 50, 5),
-        nn.ReLU(),
         MaxPool2d(2),
         nn.Flatten(),
         nn.Linear(50 * 4 * 4, 500),

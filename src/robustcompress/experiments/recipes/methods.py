@@ -135,13 +135,15 @@ class ModelEntry:
 
     ``optimizer`` maps ``"scratch"`` and ``"finetune"`` to ``optimizer`` config
     sections (``lr``, ``batch_size``, ``momentum``, ``name``…); ``epochs`` comes from
-    the schedule.
+    the schedule. ``model_init`` is the runs' ``model.init`` (written into the configs
+    only when it is not the default, so existing grids keep their hashes).
     """
 
     dataset: str
     optimizer: Mapping[str, Mapping[str, Any]]
     methods: Sequence[Method]
     model_kwargs: Mapping[str, Any] = field(default_factory=dict)
+    model_init: str = "torch_default"
 
     def method(self, id: str) -> Method:
         for m in self.methods:
@@ -222,6 +224,8 @@ def method_config(
     model_section: dict[str, Any] = {"name": model}
     if entry.model_kwargs:
         model_section["kwargs"] = dict(entry.model_kwargs)
+    if entry.model_init != "torch_default":
+        model_section["init"] = entry.model_init
     data = {
         "name": name,
         "data": {"dataset": entry.dataset, "limit": schedule.train_limit, "seed": 0},
