@@ -247,6 +247,38 @@ def test_linear_claims_on_made_up_measurements() -> None:
     assert evaluate_claim(flat_specs["linear-rinf"], flat_lookup).verdict != "supported"
 
 
+def test_rise_against_the_control_compares_equal_retraining() -> None:
+    """Round r is compared with the control after r epochs (same retraining, no
+    pruning): a rise that the retraining alone also gives is not the pruning's."""
+    from robustcompress.papers.guo2018.report import _lookup, epoch_name
+
+    def control(shift: float) -> list[dict[str, Any]]:
+        return [
+            {
+                "model": "softmax_regression",
+                "method": "continued",
+                "seed": seed,
+                "point": epoch_name(epoch),
+                "accuracy": 0.92,
+                "r_inf/fgsm": 0.4 + shift + 0.001 * seed,
+                "r_inf/rfgsm": 0.5 + shift + 0.001 * seed,
+            }
+            for seed in range(5)
+            for epoch in (4, 16)
+        ]
+
+    for shift, verdict in ((0.0, "supported"), (0.04, "inconclusive"), (0.1, "not supported")):
+        source = _source(_linear_rows(0.01, accuracy_drop_at=6) + control(shift))
+        lookup = _lookup(source)
+        spec = {s.key: s for s in claim_specs(source, lookup)}["rise-vs-control"]
+        # round 4 only: round 16 is past the accuracy range, r2 is not claimed to rise
+        assert [(c.baseline, c.other, c.metric) for c in spec.comparisons] == [
+            ("epoch-004", "round-04", "r_inf/fgsm"),
+            ("epoch-004", "round-04", "r_inf/rfgsm"),
+        ]
+        assert evaluate_claim(spec, lookup).verdict == verdict
+
+
 # ------------------------------------------------------------------ end to end
 
 TINY_CHECK = SnapshotCheck(
