@@ -51,7 +51,7 @@ def test_an_unknown_init_is_a_one_line_config_error() -> None:
         parse_config({"name": "a", "model": {"init": "xavier"}}, "c.yaml")
     assert str(info.value) == (
         "c.yaml: model.init: unknown initialisation 'xavier': choose one of "
-        "torch_default, glorot_uniform, glorot_normal, he_normal"
+        "torch_default, glorot_uniform, glorot_normal, he_normal, caffe_xavier"
     )
 
 
