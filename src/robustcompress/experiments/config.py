@@ -481,6 +481,25 @@ class MutualInformationConfig(_Section):
     )
 
 
+class GeneralizationConfig(_Section):
+    """Training and test loss, error rate, their gaps and margin statistics over training
+    (the ICLR 2020 submission on AR as regularization, Figures 3 and 4).
+
+    Off by default: it evaluates the model on two whole sets at every tracking event.
+    ``train_size`` / ``test_size`` limit them to seeded, class-stratified subsets
+    (``null``: the whole split, the paper's setting); the subsets stay fixed over the run.
+    """
+
+    enabled: bool = added_field(False, description="track GE gaps and margin statistics")
+    train_size: int | None = added_field(
+        None, gt=0, description="training images evaluated (null: the whole training split)"
+    )
+    test_size: int | None = added_field(
+        None, gt=0, description="test images evaluated (null: the whole test split)"
+    )
+    seed: int = added_field(0, ge=0, description="seed of the subsets")
+
+
 class TrackingConfig(_Section):
     """What is measured on the fixed evaluation subset, and how often."""
 
@@ -533,6 +552,12 @@ class TrackingConfig(_Section):
         default_factory=MutualInformationConfig,
         switch="enabled",
         description="mutual-information bounds per hidden layer (off by default)",
+    )
+    generalization: GeneralizationConfig = added_field(
+        default_factory=GeneralizationConfig,
+        switch="enabled",
+        description="training vs test loss and error (GE gaps) and margin statistics "
+        "(off by default)",
     )
 
 

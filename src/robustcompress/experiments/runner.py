@@ -251,6 +251,7 @@ def _train(
         CleanTracker,
         DivergenceMonitor,
         FoolingRatioTracker,
+        GeneralizationTracker,
         MutualInformationTracker,
         StructureTracker,
         Trainer,
@@ -315,6 +316,17 @@ def _train(
             trackers.append(
                 MutualInformationTracker(
                     (sample.images, sample.labels), noise_variance=information.noise_variance
+                )
+            )
+        general = tracking.generalization
+        if general.enabled:
+            seen = [
+                load_dataset(dataset, split, limit=size, seed=general.seed)
+                for split, size in (("train", general.train_size), ("test", general.test_size))
+            ]
+            trackers.append(
+                GeneralizationTracker(
+                    (seen[0].images, seen[0].labels), (seen[1].images, seen[1].labels)
                 )
             )
         extras = [build_extra(e.name, **e.settings()) for e in config.extras]

@@ -21,6 +21,8 @@ Figures 2–5):
   ``layer = "W<i>"``;
 * :class:`ActivationSparsityTracker`: the share of zero activations feeding the last
   linear layer (Guo et al. 2018, Table 1), as ``activation_sparsity``;
+* :class:`GeneralizationTracker`: training vs test loss and error with their gaps, and
+  margin statistics on both sets (the ICLR 2020 submission on AR as regularization);
 * :class:`MutualInformationTracker`: KDE bounds on I(X; T_i) and I(T_i; Y) of every
   hidden representation t_i (Figure 2, σ² = 0.1) on a fixed sample, one row per
   bound and layer (``layer = "t<i>"``).
@@ -227,6 +229,58 @@ class ActivationSparsityTracker(Tracker):
 
     def measure(self, context: EvaluationContext) -> list[Measurement]:
         return [Measurement(self.name, last_linear_input_sparsity(context.model, context.images))]
+
+
+GENERALIZATION = "generalization"
+MARGIN = "margin"
+GENERALIZATION_TERMS = (
+    "train_loss",
+    "test_loss",
+    "train_error",
+    "test_error",
+    "loss_gap",
+    "error_gap",
+)
+MARGIN_TERMS = ("train_mean", "train_std", "test_mean", "test_std")
+
+
+class GeneralizationTracker(Tracker):
+    """Training and test cross-entropy and error rate with their gaps (test − training),
+    as ``generalization/<term>``, and the mean and standard deviation of the margins
+    ``f_y − max_{i≠y} f_i`` on both sets, as ``margin/<set>_<statistic>``
+    (:mod:`robustcompress.evaluation.generalization`). The two sets are fixed at
+    construction; the trainer's evaluation subset is not used."""
+
+    name = GENERALIZATION
+
+    def __init__(
+        self,
+        train: tuple[torch.Tensor, torch.Tensor],
+        test: tuple[torch.Tensor, torch.Tensor],
+        batch_size: int = 1000,
+    ) -> None:
+        self.train, self.test, self.batch_size = train, test, batch_size
+
+    def measure(self, context: EvaluationContext) -> list[Measurement]:
+        from robustcompress.evaluation.generalization import prediction_stats
+
+        a = prediction_stats(context.model, *self.train, batch_size=self.batch_size)
+        b = prediction_stats(context.model, *self.test, batch_size=self.batch_size)
+        values = {
+            "train_loss": a.loss,
+            "test_loss": b.loss,
+            "train_error": a.error,
+            "test_error": b.error,
+            "loss_gap": b.loss - a.loss,
+            "error_gap": b.error - a.error,
+        }
+        rows = [
+            Measurement(f"{GENERALIZATION}/{k}", float(values[k])) for k in GENERALIZATION_TERMS
+        ]
+        for part, stats in (("train", a), ("test", b)):
+            rows.append(Measurement(f"{MARGIN}/{part}_mean", float(stats.margins.mean())))
+            rows.append(Measurement(f"{MARGIN}/{part}_std", float(stats.margins.std())))
+        return rows
 
 
 MUTUAL_INFORMATION_METRICS = (
