@@ -301,6 +301,22 @@ def _builtin() -> None:
             source=f"{iclr}, Definition 3, Figure 4",
         )
     )
+    for key, label, symbol in (
+        ("operator_sv_std", "std of the operator's singular values", "std σ(op)"),
+        ("operator_norm", "operator norm (largest singular value)", "‖op‖₂"),
+    ):
+        register_metric(
+            MetricSpec(
+                key,
+                label,
+                symbol,
+                "structure",
+                per="layer",
+                description="of each layer's linear operator, a convolution's in the run's "
+                "tracking.operator_spectra.operator view",
+                source=f"{iclr}, Figures 1a, 5c-d; Sedghi et al. 2019",
+            )
+        )
     langenberg = "Langenberg et al. 2019"
     for key, fn, label, symbol, source in (
         (

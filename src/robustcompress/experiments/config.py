@@ -500,6 +500,25 @@ class GeneralizationConfig(_Section):
     seed: int = added_field(0, ge=0, description="seed of the subsets")
 
 
+class OperatorSpectraConfig(_Section):
+    """The std and the top of every layer's singular values over training, a
+    convolution's in one operator view (``docs/algorithms.md``, Layer spectra)."""
+
+    enabled: bool = added_field(False, description="track per-layer operator spectra")
+    operator: str = added_field(
+        "circular",
+        description="a convolution's operator: reshaped (the kernel matrix), circular (FFT "
+        "on its input grid) or dense (its exact map; small inputs only)",
+    )
+
+    @field_validator("operator")
+    @classmethod
+    def _known_operator(cls, value: str) -> str:
+        from robustcompress.structure.operators import check_operator
+
+        return check_operator(value)
+
+
 class TrackingConfig(_Section):
     """What is measured on the fixed evaluation subset, and how often."""
 
@@ -552,6 +571,11 @@ class TrackingConfig(_Section):
         default_factory=MutualInformationConfig,
         switch="enabled",
         description="mutual-information bounds per hidden layer (off by default)",
+    )
+    operator_spectra: OperatorSpectraConfig = added_field(
+        default_factory=OperatorSpectraConfig,
+        switch="enabled",
+        description="per-layer std and top of the operator's singular values (off by default)",
     )
     generalization: GeneralizationConfig = added_field(
         default_factory=GeneralizationConfig,

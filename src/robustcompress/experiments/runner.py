@@ -253,6 +253,7 @@ def _train(
         FoolingRatioTracker,
         GeneralizationTracker,
         MutualInformationTracker,
+        OperatorSpectrumTracker,
         StructureTracker,
         Trainer,
         TrainingSettings,
@@ -318,6 +319,8 @@ def _train(
                     (sample.images, sample.labels), noise_variance=information.noise_variance
                 )
             )
+        if tracking.operator_spectra.enabled:
+            trackers.append(OperatorSpectrumTracker(tracking.operator_spectra.operator))
         general = tracking.generalization
         if general.enabled:
             seen = [

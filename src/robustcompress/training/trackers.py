@@ -21,6 +21,8 @@ Figures 2–5):
   ``layer = "W<i>"``;
 * :class:`ActivationSparsityTracker`: the share of zero activations feeding the last
   linear layer (Guo et al. 2018, Table 1), as ``activation_sparsity``;
+* :class:`OperatorSpectrumTracker`: the spread (std) and the top of the singular
+  values of each layer's operator, a convolution's reshaped, circular (FFT) or dense;
 * :class:`GeneralizationTracker`: training vs test loss and error with their gaps, and
   margin statistics on both sets (the ICLR 2020 submission on AR as regularization);
 * :class:`MutualInformationTracker`: KDE bounds on I(X; T_i) and I(T_i; Y) of every
@@ -199,6 +201,35 @@ class StructureTracker(Tracker):
 
     def __repr__(self) -> str:
         return f"StructureTracker({list(self.measures)})"
+
+
+OPERATOR_SV_STD = "operator_sv_std"
+OPERATOR_NORM = "operator_norm"
+
+
+class OperatorSpectrumTracker(Tracker):
+    """The standard deviation and the largest of the singular values of every weight
+    layer's operator, a convolution's in the view ``operator`` (``reshaped``,
+    ``circular`` or ``dense``: :mod:`robustcompress.structure.operators`), as
+    ``operator_sv_std/W<i>`` and ``operator_norm/W<i>``. The convolutions' input sizes
+    come from the evaluation batch's image shape."""
+
+    name = "operator_spectra"
+
+    def __init__(self, operator: str = "circular") -> None:
+        from robustcompress.structure.operators import check_operator
+
+        self.operator = check_operator(operator)
+
+    def measure(self, context: EvaluationContext) -> list[Measurement]:
+        from robustcompress.structure.operators import layer_spectra
+
+        shape = tuple(int(s) for s in context.images.shape[1:])
+        rows = []
+        for spectrum in layer_spectra(context.model, shape, self.operator):
+            rows.append(Measurement(OPERATOR_SV_STD, spectrum.std, spectrum.name))
+            rows.append(Measurement(OPERATOR_NORM, float(spectrum.sigma[0]), spectrum.name))
+        return rows
 
 
 def last_linear_input_sparsity(model: nn.Module, images: torch.Tensor) -> float:
