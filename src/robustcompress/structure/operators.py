@@ -26,7 +26,7 @@ Values are float64 on the CPU, sorted in descending order; a linear layer gives 
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -158,3 +158,64 @@ def layer_spectra(
         sigma = torch.sort(torch.cat(parts), descending=True).values
         out.append(LayerSpectrum(wm.name, wm.module_name, "conv", operator, sigma, norm.exact))
     return out
+
+
+def layer_map(module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
+    """The linear part of a ``Linear`` or ``Conv2d`` layer as a function of its input
+    (the layer's own weight, no bias; a convolution keeps its padding mode, stride,
+    dilation and groups)."""
+    if isinstance(module, nn.Linear):
+        return lambda x: F.linear(x, module.weight)
+    if isinstance(module, nn.Conv2d):
+        return lambda x: module._conv_forward(x, module.weight, None)
+    raise ModelError(f"expected an nn.Linear or nn.Conv2d, got {type(module).__name__}")
+
+
+def input_shape_of(module: nn.Module, input_size: Sequence[int] | None) -> tuple[int, ...]:
+    """The shape of one input to ``module``: ``(in_features,)`` for a linear layer,
+    ``(c_in, n_h, n_w)`` for a convolution on an ``input_size`` grid."""
+    if isinstance(module, nn.Linear):
+        return (module.in_features,)
+    if isinstance(module, nn.Conv2d):
+        if input_size is None:
+            raise ModelError("a convolution's operator needs its input size (n_h, n_w)")
+        return (module.in_channels, *(int(s) for s in input_size))
+    raise ModelError(f"expected an nn.Linear or nn.Conv2d, got {type(module).__name__}")
+
+
+def power_iteration(
+    module: nn.Module,
+    input_size: Sequence[int] | None = None,
+    iterations: int = 1,
+    u: torch.Tensor | None = None,
+    *,
+    generator: torch.Generator | None = None,
+) -> tuple[float, torch.Tensor]:
+    """Estimate the operator norm ‖A‖₂ of a layer's linear map A by power iteration on
+    AᵀA (Miyato et al. 2018, Algorithm 1; for a convolution on the real operator of its
+    input size, Aᵀ applied by autograd, so any padding and stride work).
+
+    ``u`` is the right singular vector estimate to start from (an input-shaped tensor;
+    default a seeded Gaussian draw from ``generator``), so one iteration per call with
+    a persistent ``u`` converges over calls, as in the paper. Returns ``(σ̂, u)``: the
+    estimate ``‖A u‖`` for the final unit ``u``, never more than ‖A‖₂, and ``u``.
+    """
+    if iterations < 1:
+        raise ConfigError(f"power iteration needs at least 1 iteration, got {iterations}")
+    apply = layer_map(module)
+    weight = module.weight
+    assert isinstance(weight, torch.Tensor)
+    shape = (1, *input_shape_of(module, input_size))
+    if u is None:
+        u = torch.randn(shape, generator=generator, dtype=torch.float64).to(weight)
+    u = u.detach().to(weight).reshape(shape)
+    with torch.enable_grad():
+        for _ in range(iterations):
+            x = (u / u.norm().clamp_min(1e-30)).requires_grad_(True)
+            out = apply(x)
+            v = (out / out.norm().clamp_min(1e-30)).detach()
+            (u,) = torch.autograd.grad((out * v).sum(), x)
+    with torch.no_grad():
+        unit = u / u.norm().clamp_min(1e-30)
+        sigma = float(apply(unit).norm())
+    return sigma, unit.detach()
