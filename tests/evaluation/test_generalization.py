@@ -83,3 +83,34 @@ def test_bad_shapes_and_labels_are_one_line_errors(logits, labels, message) -> N
 def test_mismatched_set_is_an_error() -> None:
     with pytest.raises(ConfigError, match="3 images but 2 labels"):
         prediction_stats(Given(), torch.zeros(3, 2), torch.zeros(2, dtype=torch.long))
+
+
+class Affine(nn.Module):
+    """Logits (0, wᵀx + b): a binary linear classifier with known boundary distances."""
+
+    def __init__(self, w: torch.Tensor, b: float) -> None:
+        super().__init__()
+        self.w, self.b = nn.Parameter(w), b
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        z = x.flatten(1) @ self.w + self.b
+        return torch.stack([torch.zeros_like(z), z], dim=1)
+
+
+def test_instance_space_margins_are_boundary_distances_of_correct_inputs() -> None:
+    from robustcompress.evaluation.generalization import instance_space_margins
+
+    torch.manual_seed(0)
+    w = torch.randn(64, dtype=torch.float64) * 0.1
+    model = Affine(w, 0.0)
+    x = torch.full((4, 1, 8, 8), 0.5, dtype=torch.float64)
+    z = torch.tensor([0.3, -0.2, 0.5, -0.4], dtype=torch.float64)
+    x = x + ((z - x.flatten(1) @ w)[:, None] * w / w.dot(w)).reshape(4, 1, 8, 8)
+    assert bool(((x >= 0) & (x <= 1)).all())
+    y = torch.tensor([1, 0, 1, 1])  # the last is misclassified (z < 0, label 1)
+    v = instance_space_margins(model, x, y)
+    # the true distance is |z|/‖w‖; DeepFool's one step overshoots it by its settings
+    exact = (z.abs() / w.norm()).numpy()
+    deepfool = ((z.abs() + 1e-4) / w.norm() * 1.02).numpy()
+    np.testing.assert_allclose(v[:3], deepfool[:3], rtol=1e-6)
+    assert np.all(v[:3] >= exact[:3]) and math.isnan(v[3])

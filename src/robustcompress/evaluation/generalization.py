@@ -7,6 +7,8 @@ adversarial robustness on neural networks" reads its claims from:
   Definition 3 and Figures 1b, 4): positive when the example is classified correctly;
 * the **estimated probability** ``p(x)_y = softmax(f(x))_y`` and the per-example
   cross-entropy ``−log p(x)_y`` (Figures 5a, 5b);
+* the **instance-space margin** ``v(x)``, the distance from x to the decision boundary
+  (Definition 6), estimated by a minimal-perturbation attack;
 * the **generalization (GE) gaps**: test minus training loss, and test minus training
   error rate, each over a whole set (Figure 3a), with the four values they come from
   (Figure 3b).
@@ -19,6 +21,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -146,3 +149,40 @@ def generalization_gap(
     a = prediction_stats(model, *train, batch_size=batch_size)
     b = prediction_stats(model, *test, batch_size=batch_size)
     return GeneralizationGap(a.loss, b.loss, a.error, b.error)
+
+
+def instance_space_margins(
+    model: nn.Module,
+    images: torch.Tensor,
+    labels: torch.Tensor,
+    attack: Any = None,
+) -> np.ndarray:
+    """Per-example ℓ2 distance to the decision boundary as a minimal-perturbation attack
+    finds it (the submission's instance-space margin v(x), Definition 6): ``‖x̃ − x‖₂``
+    for each correctly classified input the attack moves across the boundary, NaN for a
+    misclassified input (its margin is not defined) or one the attack fails on.
+
+    ``attack``: a callable ``attack(model, x, y) -> x_adv``, default DeepFool (ℓ2,
+    :func:`robustcompress.attacks.get`); C&W-L2 gives tighter distances at more cost.
+    Distances are upper bounds on the true v(x): the attacks find a boundary point, not
+    always the nearest.
+    """
+    from robustcompress import attacks
+
+    if len(images) != len(labels):
+        raise ConfigError(
+            f"{len(images)} images but {len(labels)} labels: give one label per image"
+        )
+    attack = attack if attack is not None else attacks.get("deepfool")
+    was_training = model.training
+    model.eval()
+    try:
+        x_adv = attack(model, images, labels)
+        with torch.no_grad():
+            clean = model(images).argmax(dim=1)
+            adv = model(x_adv).argmax(dim=1)
+    finally:
+        model.train(was_training)
+    distance = (x_adv - images).flatten(1).norm(dim=1).double()
+    valid = (clean == labels) & (adv != clean)
+    return torch.where(valid, distance, torch.full_like(distance, math.nan)).cpu().numpy()
