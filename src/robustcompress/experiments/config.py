@@ -316,10 +316,14 @@ class TrainingConfig(_Section):
 class ScheduleConfig(_Section):
     """Learning-rate schedule (see :func:`robustcompress.training.learning_rate`)."""
 
-    name: Literal["none", "step", "cosine", "inv"] = "none"
+    name: Literal["none", "step", "cosine", "inv", "multistep"] = "none"
     step_size: int = Field(default=1, gt=0, description="epochs between decays (step)")
     gamma: float = Field(default=0.1, gt=0, le=1, description="decay factor (step); γ (inv)")
     power: float = added_field(0.75, gt=0, description="inv: η₀·(1 + γ·t)^(−power)")
+    milestones: list[int] = added_field(
+        default_factory=list,
+        description="multistep: the epochs after which the rate is multiplied by gamma",
+    )
 
 
 ADAM_BETAS = (0.9, 0.999)

@@ -344,6 +344,7 @@ def _train(
             step_size=opt.schedule.step_size,
             gamma=opt.schedule.gamma,
             power=opt.schedule.power,
+            milestones=tuple(opt.schedule.milestones),
             proximal=config.proximal,
             seed=config.seed,
             track_every=tracking.every,
