@@ -275,6 +275,48 @@ def _builtin() -> None:
             source="Guo et al. 2018, Table 1 (“Sparsity (a)”)",
         )
     )
+    iclr = "ICLR 2020 submission on AR as regularization"
+    register_metric(
+        MetricSpec(
+            "generalization",
+            "generalization",
+            "GE",
+            "generalization",
+            per="term",
+            description="training and test cross-entropy (train_loss, test_loss) and error "
+            "rate (train_error, test_error) on whole sets, and the gaps test − training "
+            "(loss_gap, error_gap)",
+            source=f"{iclr}, Figure 3",
+        )
+    )
+    register_metric(
+        MetricSpec(
+            "margin",
+            "margin f_y − max_{i≠y} f_i",
+            "margin",
+            "generalization",
+            per="term",
+            description="mean and standard deviation of the logit margins on the training "
+            "and test sets (train_mean, train_std, test_mean, test_std)",
+            source=f"{iclr}, Definition 3, Figure 4",
+        )
+    )
+    for key, label, symbol in (
+        ("operator_sv_std", "std of the operator's singular values", "std σ(op)"),
+        ("operator_norm", "operator norm (largest singular value)", "‖op‖₂"),
+    ):
+        register_metric(
+            MetricSpec(
+                key,
+                label,
+                symbol,
+                "structure",
+                per="layer",
+                description="of each layer's linear operator, a convolution's in the run's "
+                "tracking.operator_spectra.operator view",
+                source=f"{iclr}, Figures 1a, 5c-d; Sedghi et al. 2019",
+            )
+        )
     langenberg = "Langenberg et al. 2019"
     for key, fn, label, symbol, source in (
         (

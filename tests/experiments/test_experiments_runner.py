@@ -55,6 +55,7 @@ def test_natural_run_directory_and_record(natural_run: RunRecord) -> None:
         "step_size": 1,
         "gamma": 0.1,
         "power": 0.75,
+        "milestones": [],
     }
     assert stored == record.config
     # load_model gives the trained model: its accuracy on the evaluation subset is the final one

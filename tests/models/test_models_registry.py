@@ -121,10 +121,16 @@ def test_capture_representations_gives_hidden_layers() -> None:
     assert not model._forward_hooks and all(not m._forward_hooks for m in model.modules())
 
 
-@pytest.mark.parametrize(("name", "convs", "linears"), [("resnet32", 33, 1), ("vgg_like", 12, 2)])
-def test_guo_cifar_models_have_the_papers_layer_counts(name: str, convs: int, linears: int) -> None:
+@pytest.mark.parametrize(
+    ("name", "convs", "linears"),
+    [("resnet20", 21, 1), ("resnet32", 33, 1), ("resnet56", 57, 1), ("vgg_like", 12, 2)],
+)
+def test_cifar_style_models_have_the_papers_layer_counts(
+    name: str, convs: int, linears: int
+) -> None:
     model = create_model(name)
     kinds = [type(m) for m in model.modules()]
-    # ResNet-32: 31 convolutions as He et al. count them, plus two 1×1 projection shortcuts
+    # ResNet-6n+2: 6n + 1 convolutions as He et al. count them, plus two 1×1 projection
+    # shortcuts (ResNet-32: 31 + 2)
     assert (kinds.count(nn.Conv2d), kinds.count(nn.Linear)) == (convs, linears)
     assert len(weight_matrices(model)) == convs + linears

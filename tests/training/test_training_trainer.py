@@ -47,6 +47,11 @@ def test_learning_rate_schedules_closed_form() -> None:
     assert learning_rate(0.01, 0, **inv) == pytest.approx(0.01)
     assert learning_rate(0.01, 10_000, **inv) == pytest.approx(0.01 * 2**-0.75)
     assert learning_rate(0.01, 50_000, **inv) == pytest.approx(0.0026085, rel=1e-4)
+    # multistep: ×γ after each milestone epoch (epochs of 10 steps; 50 % and 75 % of 8)
+    multi = {"schedule": "multistep", "steps_per_epoch": 10, "milestones": (4, 6)}
+    assert [learning_rate(0.05, t, **multi) for t in (0, 39, 40, 59, 60, 79)] == pytest.approx(
+        [0.05, 0.05, 0.005, 0.005, 0.0005, 0.0005]
+    )
     with pytest.raises(ConfigError, match="schedule"):
         learning_rate(0.1, 0, schedule="linear")
 

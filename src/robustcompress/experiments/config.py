@@ -316,10 +316,14 @@ class TrainingConfig(_Section):
 class ScheduleConfig(_Section):
     """Learning-rate schedule (see :func:`robustcompress.training.learning_rate`)."""
 
-    name: Literal["none", "step", "cosine", "inv"] = "none"
+    name: Literal["none", "step", "cosine", "inv", "multistep"] = "none"
     step_size: int = Field(default=1, gt=0, description="epochs between decays (step)")
     gamma: float = Field(default=0.1, gt=0, le=1, description="decay factor (step); γ (inv)")
     power: float = added_field(0.75, gt=0, description="inv: η₀·(1 + γ·t)^(−power)")
+    milestones: list[int] = added_field(
+        default_factory=list,
+        description="multistep: the epochs after which the rate is multiplied by gamma",
+    )
 
 
 ADAM_BETAS = (0.9, 0.999)
@@ -481,6 +485,44 @@ class MutualInformationConfig(_Section):
     )
 
 
+class GeneralizationConfig(_Section):
+    """Training and test loss, error rate, their gaps and margin statistics over training
+    (the ICLR 2020 submission on AR as regularization, Figures 3 and 4).
+
+    Off by default: it evaluates the model on two whole sets at every tracking event.
+    ``train_size`` / ``test_size`` limit them to seeded, class-stratified subsets
+    (``null``: the whole split, the paper's setting); the subsets stay fixed over the run.
+    """
+
+    enabled: bool = added_field(False, description="track GE gaps and margin statistics")
+    train_size: int | None = added_field(
+        None, gt=0, description="training images evaluated (null: the whole training split)"
+    )
+    test_size: int | None = added_field(
+        None, gt=0, description="test images evaluated (null: the whole test split)"
+    )
+    seed: int = added_field(0, ge=0, description="seed of the subsets")
+
+
+class OperatorSpectraConfig(_Section):
+    """The std and the top of every layer's singular values over training, a
+    convolution's in one operator view (``docs/algorithms.md``, Layer spectra)."""
+
+    enabled: bool = added_field(False, description="track per-layer operator spectra")
+    operator: str = added_field(
+        "circular",
+        description="a convolution's operator: reshaped (the kernel matrix), circular (FFT "
+        "on its input grid) or dense (its exact map; small inputs only)",
+    )
+
+    @field_validator("operator")
+    @classmethod
+    def _known_operator(cls, value: str) -> str:
+        from robustcompress.structure.operators import check_operator
+
+        return check_operator(value)
+
+
 class TrackingConfig(_Section):
     """What is measured on the fixed evaluation subset, and how often."""
 
@@ -533,6 +575,17 @@ class TrackingConfig(_Section):
         default_factory=MutualInformationConfig,
         switch="enabled",
         description="mutual-information bounds per hidden layer (off by default)",
+    )
+    operator_spectra: OperatorSpectraConfig = added_field(
+        default_factory=OperatorSpectraConfig,
+        switch="enabled",
+        description="per-layer std and top of the operator's singular values (off by default)",
+    )
+    generalization: GeneralizationConfig = added_field(
+        default_factory=GeneralizationConfig,
+        switch="enabled",
+        description="training vs test loss and error (GE gaps) and margin statistics "
+        "(off by default)",
     )
 
 

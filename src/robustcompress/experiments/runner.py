@@ -251,7 +251,9 @@ def _train(
         CleanTracker,
         DivergenceMonitor,
         FoolingRatioTracker,
+        GeneralizationTracker,
         MutualInformationTracker,
+        OperatorSpectrumTracker,
         StructureTracker,
         Trainer,
         TrainingSettings,
@@ -317,6 +319,19 @@ def _train(
                     (sample.images, sample.labels), noise_variance=information.noise_variance
                 )
             )
+        if tracking.operator_spectra.enabled:
+            trackers.append(OperatorSpectrumTracker(tracking.operator_spectra.operator))
+        general = tracking.generalization
+        if general.enabled:
+            seen = [
+                load_dataset(dataset, split, limit=size, seed=general.seed)
+                for split, size in (("train", general.train_size), ("test", general.test_size))
+            ]
+            trackers.append(
+                GeneralizationTracker(
+                    (seen[0].images, seen[0].labels), (seen[1].images, seen[1].labels)
+                )
+            )
         extras = [build_extra(e.name, **e.settings()) for e in config.extras]
         if config.training.divergence.enabled:
             extras.append(DivergenceMonitor(**config.training.divergence.monitor_settings()))
@@ -329,6 +344,7 @@ def _train(
             step_size=opt.schedule.step_size,
             gamma=opt.schedule.gamma,
             power=opt.schedule.power,
+            milestones=tuple(opt.schedule.milestones),
             proximal=config.proximal,
             seed=config.seed,
             track_every=tracking.every,

@@ -1,4 +1,5 @@
-"""A CIFAR-size ResNet-18 (He et al. 2016, the 3×3-stem variant for 32×32 inputs)."""
+"""CIFAR-style ResNets (He et al. 2016, the 3×3-stem variants): ResNet-18, the
+6n + 2 family (ResNet-20, -32, -56) and a VGG-like network."""
 
 from __future__ import annotations
 
@@ -103,6 +104,46 @@ def resnet32(
     projection shortcuts (He et al.'s option B), so it has 33 convolutions where the
     zero-padding shortcuts of option A give the 31 Guo et al. count."""
     return ResNet((5, 5, 5), width, num_classes, in_channels, mean, std)
+
+
+@register_model(
+    "resnet20",
+    input_shape=(1, 28, 28),
+    default_dataset="fashion-mnist",
+    paper="He et al. 2016, §4.2 (CIFAR ResNet, n = 3), for 28×28 grey images",
+)
+def resnet20(
+    width: int = 16,
+    num_classes: int = 10,
+    in_channels: int = 1,
+    mean: Sequence[float] | None = None,
+    std: Sequence[float] | None = None,
+) -> nn.Module:
+    """ResNet-20 for 28×28 single-channel images (Fashion-MNIST, MNIST): a 3×3 stem,
+    three stages of three basic blocks (16, 32, 64 channels at width 16; feature maps
+    28, 14, 7), global pooling and one linear layer; 1×1 projection shortcuts at the
+    two stage transitions (19 + 2 convolutions). The small sibling of the ResNet-56 the
+    ICLR 2020 submission on AR as regularization trains on CIFAR-10."""
+    return ResNet((3, 3, 3), width, num_classes, in_channels, mean, std)
+
+
+@register_model(
+    "resnet56",
+    input_shape=(3, 32, 32),
+    default_dataset="cifar10",
+    paper="He et al. 2016, §4.2 (CIFAR ResNet, n = 9); the ICLR 2020 submission on AR "
+    "as regularization, §5",
+)
+def resnet56(
+    width: int = 16,
+    num_classes: int = 10,
+    in_channels: int = 3,
+    mean: Sequence[float] | None = CIFAR10_MEAN,
+    std: Sequence[float] | None = CIFAR10_STD,
+) -> nn.Module:
+    """ResNet-56 for CIFAR-10: three stages of nine basic blocks (16, 32, 64 channels),
+    1×1 projection shortcuts at the stage transitions (55 + 2 convolutions)."""
+    return ResNet((9, 9, 9), width, num_classes, in_channels, mean, std)
 
 
 VGG_LIKE = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, "M")

@@ -32,6 +32,9 @@ Built in:
   of a pruning run, kept at the rounds' epochs).
 * ``target_accuracy`` (:class:`TargetAccuracy`): stop once the tracked accuracy reaches
   a target (e.g. a paper's reported clean accuracy), the epochs being a cap.
+* ``spectral_normalization`` (:class:`SpectralNormalization`): keep every layer's
+  operator norm (a convolution's real operator, by power iteration) at or below a target
+  by rescaling its weight after every step or epoch.
 """
 
 from __future__ import annotations
@@ -59,6 +62,7 @@ __all__ = [
     "ProgressivePruning",
     "SettingError",
     "Snapshots",
+    "SpectralNormalization",
     "TargetAccuracy",
     "build_extra",
     "extra_settings",
@@ -550,3 +554,122 @@ class TargetAccuracy(Callback):
 
     def load_state_dict(self, state: dict[str, Any]) -> None:
         self.stopped_at = state.get("stopped_at")
+
+
+@register_extra("spectral_normalization")
+@dataclass
+class SpectralNormalization(Callback):
+    """Keep every selected layer's operator norm at (``mode: normalize``) or below
+    (``mode: clip``) ``target`` by rescaling its weight, ``W ← W · target / σ̂``.
+
+    σ̂ is the power-iteration estimate of Miyato et al. 2018 (Algorithm 1), run on each
+    layer's real linear map: a convolution's on the feature-map size it receives in
+    training (recorded by a forward hook), with Aᵀ by autograd, so padding and stride
+    are those of the layer (:func:`robustcompress.structure.operators.power_iteration`);
+    ``power_iterations`` per update from a persistent vector per layer. ``every: step``
+    rescales after every optimiser step (Miyato's frequency, with one iteration);
+    ``every: epoch`` after each epoch's last step, as the ICLR 2020 submission on AR as
+    regularization does (its Appendix A, after Sedghi et al. 2019: "we clip the spectral
+    norm every epoch"), where more iterations are affordable.
+
+    This is the *projection* form: the weights themselves are rescaled, so a stored model
+    is the normalised one and needs nothing at load time. Miyato et al. instead divide by
+    σ̂ inside the forward pass, which also changes the gradients; the two keep the same
+    norms. ``weights`` selects layers (``W1``, module paths, 1-based indices); default all.
+    Biases are left alone. State: the power-iteration vectors (checkpointed, so ``resume``
+    continues exactly).
+    """
+
+    target: float = 1.0
+    mode: typing.Literal["clip", "normalize"] = "clip"
+    every: typing.Literal["step", "epoch"] = "step"
+    power_iterations: int = 1
+    weights: list[str | int] | None = None
+    seed: int = 0
+    vectors: dict[str, torch.Tensor] = field(default_factory=dict, init=False, repr=False)
+    _layers: dict[str, nn.Module] = field(default_factory=dict, init=False, repr=False)
+    _sizes: dict[str, tuple[int, int]] = field(default_factory=dict, init=False, repr=False)
+    _handles: list[Any] = field(default_factory=list, init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        if not self.target > 0:
+            raise SettingError("target", f"must be > 0 (got {self.target})")
+        if self.power_iterations < 1:
+            raise SettingError("power_iterations", f"must be ≥ 1 (got {self.power_iterations})")
+
+    def setup(self, model: nn.Module) -> None:
+        matrices = weight_matrices(model)
+        chosen = (
+            matrices
+            if self.weights is None
+            else [
+                resolve_weight_matrix(matrices, k, what="normalised weight") for k in self.weights
+            ]
+        )
+        self._layers = {wm.name: wm.module for wm in chosen}
+        for handle in self._handles:
+            handle.remove()
+        self._handles = [
+            module.register_forward_pre_hook(self._size_hook(name))
+            for name, module in self._layers.items()
+            if isinstance(module, nn.Conv2d)
+        ]
+
+    def _size_hook(self, name: str) -> Callable[..., None]:
+        def hook(_module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+            self._sizes.setdefault(name, (int(inputs[0].shape[-2]), int(inputs[0].shape[-1])))
+
+        return hook
+
+    def after_optimizer_step(self, trainer: Trainer, step: int) -> None:
+        if self.every == "epoch" and trainer.position.batch != trainer.steps_per_epoch:
+            return
+        self.rescale()
+
+    def rescale(self) -> dict[str, float]:
+        """One update of every layer: estimate σ̂, rescale; returns the estimates."""
+        from robustcompress.structure.operators import power_iteration
+
+        estimates = {}
+        for i, (name, module) in enumerate(self._layers.items()):
+            if isinstance(module, nn.Conv2d) and name not in self._sizes:
+                continue  # not reached by a forward pass yet
+            generator = torch.Generator().manual_seed(self.seed * 1_000_003 + i)
+            sigma, self.vectors[name] = power_iteration(
+                module,
+                self._sizes.get(name),
+                self.power_iterations,
+                self.vectors.get(name),
+                generator=generator,
+            )
+            estimates[name] = sigma
+            if sigma > 0 and (self.mode == "normalize" or sigma > self.target):
+                weight = module.weight
+                assert isinstance(weight, torch.Tensor)
+                with torch.no_grad():
+                    weight.mul_(self.target / sigma)
+        return estimates
+
+    def state_dict(self) -> dict[str, Any]:
+        return {
+            "vectors": dict(self.vectors),
+            "sizes": {k: list(v) for k, v in self._sizes.items()},
+        }
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        unknown = set(state["vectors"]) - set(self._layers)
+        if unknown:
+            raise ConfigError(
+                f"spectral_normalization: the checkpoint has vectors for {sorted(unknown)}, "
+                f"this run normalises {sorted(self._layers)}"
+            )
+        self.vectors = {
+            k: v.to(self._layers[k].weight.device, self._layers[k].weight.dtype)
+            for k, v in state["vectors"].items()
+        }
+        self._sizes = {k: (int(v[0]), int(v[1])) for k, v in state["sizes"].items()}
+
+    def on_train_end(self, trainer: Trainer, result: Any) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles = []

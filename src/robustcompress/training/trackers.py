@@ -21,6 +21,10 @@ Figures 2–5):
   ``layer = "W<i>"``;
 * :class:`ActivationSparsityTracker`: the share of zero activations feeding the last
   linear layer (Guo et al. 2018, Table 1), as ``activation_sparsity``;
+* :class:`OperatorSpectrumTracker`: the spread (std) and the top of the singular
+  values of each layer's operator, a convolution's reshaped, circular (FFT) or dense;
+* :class:`GeneralizationTracker`: training vs test loss and error with their gaps, and
+  margin statistics on both sets (the ICLR 2020 submission on AR as regularization);
 * :class:`MutualInformationTracker`: KDE bounds on I(X; T_i) and I(T_i; Y) of every
   hidden representation t_i (Figure 2, σ² = 0.1) on a fixed sample, one row per
   bound and layer (``layer = "t<i>"``).
@@ -199,6 +203,35 @@ class StructureTracker(Tracker):
         return f"StructureTracker({list(self.measures)})"
 
 
+OPERATOR_SV_STD = "operator_sv_std"
+OPERATOR_NORM = "operator_norm"
+
+
+class OperatorSpectrumTracker(Tracker):
+    """The standard deviation and the largest of the singular values of every weight
+    layer's operator, a convolution's in the view ``operator`` (``reshaped``,
+    ``circular`` or ``dense``: :mod:`robustcompress.structure.operators`), as
+    ``operator_sv_std/W<i>`` and ``operator_norm/W<i>``. The convolutions' input sizes
+    come from the evaluation batch's image shape."""
+
+    name = "operator_spectra"
+
+    def __init__(self, operator: str = "circular") -> None:
+        from robustcompress.structure.operators import check_operator
+
+        self.operator = check_operator(operator)
+
+    def measure(self, context: EvaluationContext) -> list[Measurement]:
+        from robustcompress.structure.operators import layer_spectra
+
+        shape = tuple(int(s) for s in context.images.shape[1:])
+        rows = []
+        for spectrum in layer_spectra(context.model, shape, self.operator):
+            rows.append(Measurement(OPERATOR_SV_STD, spectrum.std, spectrum.name))
+            rows.append(Measurement(OPERATOR_NORM, float(spectrum.sigma[0]), spectrum.name))
+        return rows
+
+
 def last_linear_input_sparsity(model: nn.Module, images: torch.Tensor) -> float:
     """The share of exact zeros in the input of ``model``'s last :class:`nn.Linear`
     (in module order) over ``images``: Guo et al.'s "percentage of deactivated neurons
@@ -227,6 +260,58 @@ class ActivationSparsityTracker(Tracker):
 
     def measure(self, context: EvaluationContext) -> list[Measurement]:
         return [Measurement(self.name, last_linear_input_sparsity(context.model, context.images))]
+
+
+GENERALIZATION = "generalization"
+MARGIN = "margin"
+GENERALIZATION_TERMS = (
+    "train_loss",
+    "test_loss",
+    "train_error",
+    "test_error",
+    "loss_gap",
+    "error_gap",
+)
+MARGIN_TERMS = ("train_mean", "train_std", "test_mean", "test_std")
+
+
+class GeneralizationTracker(Tracker):
+    """Training and test cross-entropy and error rate with their gaps (test − training),
+    as ``generalization/<term>``, and the mean and standard deviation of the margins
+    ``f_y − max_{i≠y} f_i`` on both sets, as ``margin/<set>_<statistic>``
+    (:mod:`robustcompress.evaluation.generalization`). The two sets are fixed at
+    construction; the trainer's evaluation subset is not used."""
+
+    name = GENERALIZATION
+
+    def __init__(
+        self,
+        train: tuple[torch.Tensor, torch.Tensor],
+        test: tuple[torch.Tensor, torch.Tensor],
+        batch_size: int = 1000,
+    ) -> None:
+        self.train, self.test, self.batch_size = train, test, batch_size
+
+    def measure(self, context: EvaluationContext) -> list[Measurement]:
+        from robustcompress.evaluation.generalization import prediction_stats
+
+        a = prediction_stats(context.model, *self.train, batch_size=self.batch_size)
+        b = prediction_stats(context.model, *self.test, batch_size=self.batch_size)
+        values = {
+            "train_loss": a.loss,
+            "test_loss": b.loss,
+            "train_error": a.error,
+            "test_error": b.error,
+            "loss_gap": b.loss - a.loss,
+            "error_gap": b.error - a.error,
+        }
+        rows = [
+            Measurement(f"{GENERALIZATION}/{k}", float(values[k])) for k in GENERALIZATION_TERMS
+        ]
+        for part, stats in (("train", a), ("test", b)):
+            rows.append(Measurement(f"{MARGIN}/{part}_mean", float(stats.margins.mean())))
+            rows.append(Measurement(f"{MARGIN}/{part}_std", float(stats.margins.std())))
+        return rows
 
 
 MUTUAL_INFORMATION_METRICS = (

@@ -99,7 +99,7 @@ from robustcompress.training.trackers import (
     truncate_metrics,
 )
 
-SCHEDULES = ("none", "step", "cosine", "inv")
+SCHEDULES = ("none", "step", "cosine", "inv", "multistep")
 
 OptimizerFactory = Callable[[list[nn.Parameter]], torch.optim.Optimizer]
 """Builds the optimiser over the trainable parameters (model's first, then the callbacks')."""
@@ -115,6 +115,7 @@ def learning_rate(
     step_size: int = 1,
     gamma: float = 0.1,
     power: float = 0.75,
+    milestones: tuple[int, ...] = (),
 ) -> float:
     """The learning rate η_t of the optimiser step taken after ``step`` completed steps.
 
@@ -124,7 +125,10 @@ def learning_rate(
     * ``cosine``: η_t = η₀·(1 + cos(π t / T))/2 with T the total number of steps
       (Loshchilov & Hutter 2017, without restarts), updated every step;
     * ``inv``: η_t = η₀·(1 + γ·t)^(−power), updated every step: Caffe's ``inv`` policy,
-      which its LeNet solvers use (γ = 10⁻⁴, power = 0.75; Guo et al. 2018 §4.2).
+      which its LeNet solvers use (γ = 10⁻⁴, power = 0.75; Guo et al. 2018 §4.2);
+    * ``multistep``: η_t = η₀·γ^m with m the number of ``milestones`` (epochs) already
+      completed (PyTorch's ``MultiStepLR``; He et al.'s ResNet schedule divides by 10 at
+      fixed epochs).
 
     A pure function of the step, so a resumed run needs no scheduler state.
     """
@@ -136,6 +140,9 @@ def learning_rate(
         return base_lr * 0.5 * (1.0 + math.cos(math.pi * min(step, total_steps) / total_steps))
     if schedule == "inv":
         return base_lr * (1.0 + gamma * step) ** (-power)
+    if schedule == "multistep":
+        epochs_done = step // steps_per_epoch
+        return base_lr * gamma ** sum(1 for m in milestones if epochs_done >= m)
     raise ConfigError(f"unknown learning-rate schedule {schedule!r}: choose one of {SCHEDULES}")
 
 
@@ -157,6 +164,7 @@ class TrainingSettings:
     step_size: int = 1
     gamma: float = 0.1
     power: float = 0.75
+    milestones: tuple[int, ...] = ()
     proximal: bool = False
     seed: int = 0
     track_every: int = 0
@@ -474,6 +482,7 @@ class Trainer:
             step_size=s.step_size,
             gamma=s.gamma,
             power=s.power,
+            milestones=s.milestones,
         )
 
     def apply_masks(self) -> None:
