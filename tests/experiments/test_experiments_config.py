@@ -72,8 +72,8 @@ def test_explicit_values_win_and_adversarial_defaults() -> None:
         ),
         (
             {"optimizer": {"schedule": {"name": "linear"}}},
-            "config.yaml: optimizer.schedule.name: must be one of 'none', 'step', 'cosine' or "
-            "'inv' (got 'linear')",
+            "config.yaml: optimizer.schedule.name: must be one of 'none', 'step', 'cosine', "
+            "'inv' or 'multistep' (got 'linear')",
         ),
         (
             {"training": {"adversarial": {"epsilon": 0.1}, "mode": "adversarial"}},
