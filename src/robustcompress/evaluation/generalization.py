@@ -84,12 +84,12 @@ def prediction_stats(
 
     ``images`` and ``labels`` are moved batch by batch to the model's device.
     """
+    from robustcompress.evaluation.robustness import iterate_batches
+
     if len(images) != len(labels):
         raise ConfigError(
             f"{len(images)} images but {len(labels)} labels: give one label per image"
         )
-    if batch_size < 1:
-        raise ConfigError(f"batch_size must be ≥ 1, got {batch_size}")
     parameter = next(model.parameters(), None)
     device = parameter.device if parameter is not None else torch.device("cpu")
     was_training = model.training
@@ -97,9 +97,8 @@ def prediction_stats(
     parts: list[tuple[torch.Tensor, ...]] = []
     try:
         with torch.no_grad():
-            for start in range(0, len(images), batch_size):
-                x = images[start : start + batch_size].to(device)
-                y = labels[start : start + batch_size].to(device)
+            for x, y in iterate_batches((images, labels), batch_size):
+                x, y = x.to(device), y.to(device)
                 logits = model(x).double()
                 log_p = torch.log_softmax(logits, dim=1).gather(1, y.view(-1, 1)).squeeze(1)
                 parts.append(
@@ -128,6 +127,11 @@ class GeneralizationGap:
     train_error: float
     test_error: float
 
+    @classmethod
+    def of(cls, train: PredictionStats, test: PredictionStats) -> GeneralizationGap:
+        """The gaps between the statistics of a training and a test set."""
+        return cls(train.loss, test.loss, train.error, test.error)
+
     @property
     def loss_gap(self) -> float:
         return self.test_loss - self.train_loss
@@ -146,9 +150,10 @@ def generalization_gap(
 ) -> GeneralizationGap:
     """The GE gaps of ``model`` between a training set and a test set, each given as
     ``(images, labels)`` (the submission uses the whole sets)."""
-    a = prediction_stats(model, *train, batch_size=batch_size)
-    b = prediction_stats(model, *test, batch_size=batch_size)
-    return GeneralizationGap(a.loss, b.loss, a.error, b.error)
+    return GeneralizationGap.of(
+        prediction_stats(model, *train, batch_size=batch_size),
+        prediction_stats(model, *test, batch_size=batch_size),
+    )
 
 
 def instance_space_margins(

@@ -293,20 +293,14 @@ class GeneralizationTracker(Tracker):
         self.train, self.test, self.batch_size = train, test, batch_size
 
     def measure(self, context: EvaluationContext) -> list[Measurement]:
-        from robustcompress.evaluation.generalization import prediction_stats
+        from robustcompress.evaluation.generalization import GeneralizationGap, prediction_stats
 
         a = prediction_stats(context.model, *self.train, batch_size=self.batch_size)
         b = prediction_stats(context.model, *self.test, batch_size=self.batch_size)
-        values = {
-            "train_loss": a.loss,
-            "test_loss": b.loss,
-            "train_error": a.error,
-            "test_error": b.error,
-            "loss_gap": b.loss - a.loss,
-            "error_gap": b.error - a.error,
-        }
+        gap = GeneralizationGap.of(a, b)
         rows = [
-            Measurement(f"{GENERALIZATION}/{k}", float(values[k])) for k in GENERALIZATION_TERMS
+            Measurement(f"{GENERALIZATION}/{k}", float(getattr(gap, k)))
+            for k in GENERALIZATION_TERMS
         ]
         for part, stats in (("train", a), ("test", b)):
             rows.append(Measurement(f"{MARGIN}/{part}_mean", float(stats.margins.mean())))
