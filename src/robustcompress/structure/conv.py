@@ -94,6 +94,17 @@ def conv_layer_spectral_norm(conv: nn.Conv2d, input_size: int | Sequence[int]) -
     by taking the largest norm over the block-diagonal groups. The bias is ignored
     (the operator is the linear part). Other padding modes raise :class:`ModelError`.
     """
+    kernels, grid, exact = conv_layer_grid(conv, input_size)
+    value = max(conv_spectral_norm(g, grid) for g in kernels)
+    return ConvOperatorNorm(value=value, grid=grid, exact=exact)
+
+
+def conv_layer_grid(
+    conv: nn.Conv2d, input_size: int | Sequence[int]
+) -> tuple[list[torch.Tensor], tuple[int, int], bool]:
+    """The rules of :func:`conv_layer_spectral_norm` without the FFT: the per-group kernels
+    (dilation spread into the taps), the circular grid that stands for ``conv`` on an
+    ``input_size`` input, and whether the circular operator on it is the layer's own."""
     if not isinstance(conv, nn.Conv2d):
         raise ModelError(f"expected an nn.Conv2d, got {type(conv).__name__}")
     n = _grid_size(input_size, "input_size")
@@ -119,9 +130,7 @@ def conv_layer_spectral_norm(conv: nn.Conv2d, input_size: int | Sequence[int]) -
             f"padding_mode {conv.padding_mode!r} is not supported by the FFT operator norm "
             "(supported: 'zeros', 'circular')"
         )
-    per_group = kernel.chunk(conv.groups, dim=0)
-    value = max(conv_spectral_norm(g, grid) for g in per_group)
-    return ConvOperatorNorm(value=value, grid=grid, exact=exact)
+    return list(kernel.chunk(conv.groups, dim=0)), grid, exact
 
 
 def _transfer_matrices(

@@ -35,11 +35,7 @@ from torch.nn import functional as F
 
 from robustcompress.errors import ConfigError, ModelError
 from robustcompress.models import weight_matrices
-from robustcompress.structure.conv import (
-    _dilate,
-    conv_layer_spectral_norm,
-    conv_operator_singular_values,
-)
+from robustcompress.structure.conv import conv_layer_grid, conv_operator_singular_values
 from robustcompress.structure.spectrum import _singular_value_std, singular_values
 
 #: The operator views of a convolution, the default first.
@@ -152,11 +148,10 @@ def layer_spectra(
             sigma = torch.linalg.svdvals(conv_dense_operator(conv, size))
             out.append(LayerSpectrum(wm.name, wm.module_name, "conv", operator, sigma, True))
             continue
-        norm = conv_layer_spectral_norm(conv, size)  # the grid and exactness rules
-        kernel = _dilate(conv.weight.detach(), tuple(conv.dilation))
-        parts = [conv_operator_singular_values(g, norm.grid) for g in kernel.chunk(conv.groups)]
+        kernels, grid, exact = conv_layer_grid(conv, size)
+        parts = [conv_operator_singular_values(g, grid) for g in kernels]
         sigma = torch.sort(torch.cat(parts), descending=True).values
-        out.append(LayerSpectrum(wm.name, wm.module_name, "conv", operator, sigma, norm.exact))
+        out.append(LayerSpectrum(wm.name, wm.module_name, "conv", operator, sigma, exact))
     return out
 
 
