@@ -390,7 +390,7 @@ def test_paper_cifar_is_refused_in_one_line_without_a_gpu_or_the_files(
 
 
 def test_paper_cifar_names_what_this_machine_lacks() -> None:
-    from robustcompress.papers.guo2018.recipe import paper_cifar_missing
+    from robustcompress.experiments.recipes import paper_cifar_missing
 
     missing = paper_cifar_missing()
     assert ("no CUDA GPU" in missing) == (not torch.cuda.is_available())

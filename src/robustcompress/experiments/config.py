@@ -489,14 +489,15 @@ class GeneralizationConfig(_Section):
     """Training and test loss, error rate, their gaps and margin statistics over training
     (the ICLR 2020 submission on AR as regularization, Figures 3 and 4).
 
-    Off by default: it evaluates the model on two whole sets at every tracking event.
+    Off by default: it evaluates the model on two whole sets at every tracking event: the
+    data the run trains on (``data.limit`` of the training split) and the test split.
     ``train_size`` / ``test_size`` limit them to seeded, class-stratified subsets
-    (``null``: the whole split, the paper's setting); the subsets stay fixed over the run.
+    (``null``: the whole sets, the paper's setting); the subsets stay fixed over the run.
     """
 
     enabled: bool = added_field(False, description="track GE gaps and margin statistics")
     train_size: int | None = added_field(
-        None, gt=0, description="training images evaluated (null: the whole training split)"
+        None, gt=0, description="training images evaluated (null: all the run trains on)"
     )
     test_size: int | None = added_field(
         None, gt=0, description="test images evaluated (null: the whole test split)"

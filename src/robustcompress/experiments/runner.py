@@ -243,6 +243,7 @@ def _train(
     """
     from robustcompress import attacks
     from robustcompress.data import load_dataset
+    from robustcompress.data.sampling import subsample_indices
     from robustcompress.models import create_model, initialize
     from robustcompress.regularizers import build_regularizer
     from robustcompress.training import (
@@ -323,9 +324,10 @@ def _train(
             trackers.append(OperatorSpectrumTracker(tracking.operator_spectra.operator))
         general = tracking.generalization
         if general.enabled:
+            # the training side is the data the run trains on (its limit), not the split
             seen = [
-                load_dataset(dataset, split, limit=size, seed=general.seed)
-                for split, size in (("train", general.train_size), ("test", general.test_size))
+                train.subset(subsample_indices(train.labels, general.train_size, general.seed)),
+                load_dataset(dataset, "test", limit=general.test_size, seed=general.seed),
             ]
             trackers.append(
                 GeneralizationTracker(

@@ -15,19 +15,34 @@ CIFAR10_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR10_STD = (0.2470, 0.2435, 0.2616)
 
 
-class BasicBlock(nn.Module):
-    """Two 3×3 convolutions with batch norm and an identity or 1×1 shortcut."""
+NORMS = ("batch", "none")
+"""``norm`` of the ResNets: batch norm after every convolution (He et al.), or none with
+the Fixup initialisation (Zhang et al. 2019) and without its scalar layers."""
 
-    def __init__(self, in_planes: int, planes: int, stride: int) -> None:
+
+def _norm(planes: int, norm: str) -> nn.Module:
+    return nn.BatchNorm2d(planes) if norm == "batch" else nn.Identity()
+
+
+def _conv(in_planes: int, planes: int, kernel: int, stride: int, norm: str) -> nn.Conv2d:
+    """A convolution; without batch norm it keeps its bias (batch norm's shift)."""
+    return nn.Conv2d(in_planes, planes, kernel, stride, kernel // 2, bias=norm != "batch")
+
+
+class BasicBlock(nn.Module):
+    """Two 3×3 convolutions (each with batch norm unless ``norm='none'``) and an
+    identity or 1×1 shortcut."""
+
+    def __init__(self, in_planes: int, planes: int, stride: int, norm: str = "batch") -> None:
         super().__init__()
-        self.conv1 = nn.Conv2d(in_planes, planes, 3, stride, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(planes)
-        self.conv2 = nn.Conv2d(planes, planes, 3, 1, 1, bias=False)
-        self.bn2 = nn.BatchNorm2d(planes)
+        self.conv1 = _conv(in_planes, planes, 3, stride, norm)
+        self.bn1 = _norm(planes, norm)
+        self.conv2 = _conv(planes, planes, 3, 1, norm)
+        self.bn2 = _norm(planes, norm)
         self.shortcut: nn.Module = nn.Identity()
         if stride != 1 or in_planes != planes:
             self.shortcut = nn.Sequential(
-                nn.Conv2d(in_planes, planes, 1, stride, bias=False), nn.BatchNorm2d(planes)
+                _conv(in_planes, planes, 1, stride, norm), _norm(planes, norm)
             )
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
@@ -37,7 +52,15 @@ class BasicBlock(nn.Module):
 
 
 class ResNet(nn.Module):
-    """ResNet with :class:`BasicBlock` stages for 32×32 inputs."""
+    """ResNet with :class:`BasicBlock` stages for 32×32 inputs.
+
+    ``norm='none'`` drops batch norm and initialises as Fixup does (Zhang et al. 2019,
+    §3): He initialisation everywhere, the first convolution of each of the L residual
+    branches scaled by L^(-1/2) (m = 2 layers per branch), the last convolution of each
+    branch and the classifier set to zero; Fixup's scalar multipliers and biases are
+    left out (as the ICLR 2020 submission does, App. D.3, so that layer spectra are the
+    operators' own) and every convolution keeps an ordinary bias instead.
+    """
 
     def __init__(
         self,
@@ -47,21 +70,40 @@ class ResNet(nn.Module):
         in_channels: int,
         mean: Sequence[float] | None,
         std: Sequence[float] | None,
+        norm: str = "batch",
     ) -> None:
         super().__init__()
+        if norm not in NORMS:
+            raise ValueError(f"unknown norm {norm!r} (choose one of: {', '.join(NORMS)})")
         self.normalize = maybe_normalize(mean, std)
-        self.conv1 = nn.Conv2d(in_channels, width, 3, 1, 1, bias=False)
-        self.bn1 = nn.BatchNorm2d(width)
-        stages: list[nn.Module] = []
+        self.conv1 = _conv(in_channels, width, 3, 1, norm)
+        self.bn1 = _norm(width, norm)
+        stages: list[BasicBlock] = []
         in_planes = width
         for i, n in enumerate(blocks):
             planes = width * 2**i
             for j in range(n):
-                stages.append(BasicBlock(in_planes, planes, 2 if (i > 0 and j == 0) else 1))
+                stride = 2 if (i > 0 and j == 0) else 1
+                stages.append(BasicBlock(in_planes, planes, stride, norm))
                 in_planes = planes
         self.layers = nn.Sequential(*stages)
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.fc = nn.Linear(in_planes, num_classes)
+        if norm == "none":
+            self._fixup(stages)
+
+    def _fixup(self, blocks: Sequence[BasicBlock]) -> None:
+        convs = [m for m in self.modules() if isinstance(m, nn.Conv2d)]
+        for conv in convs:
+            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+            assert conv.bias is not None
+            nn.init.zeros_(conv.bias)
+        with torch.no_grad():
+            for block in blocks:
+                block.conv1.weight.mul_(len(blocks) ** -0.5)
+                block.conv2.weight.zero_()
+            self.fc.weight.zero_()
+            self.fc.bias.zero_()
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         out = torch.relu(self.bn1(self.conv1(self.normalize(x))))
@@ -118,13 +160,15 @@ def resnet20(
     in_channels: int = 1,
     mean: Sequence[float] | None = None,
     std: Sequence[float] | None = None,
+    norm: str = "batch",
 ) -> nn.Module:
     """ResNet-20 for 28×28 single-channel images (Fashion-MNIST, MNIST): a 3×3 stem,
     three stages of three basic blocks (16, 32, 64 channels at width 16; feature maps
     28, 14, 7), global pooling and one linear layer; 1×1 projection shortcuts at the
     two stage transitions (19 + 2 convolutions). The small sibling of the ResNet-56 the
-    ICLR 2020 submission on AR as regularization trains on CIFAR-10."""
-    return ResNet((3, 3, 3), width, num_classes, in_channels, mean, std)
+    ICLR 2020 submission on AR as regularization trains on CIFAR-10; ``norm='none'``
+    is that paper's batch-norm-free, Fixup-initialised variant (:class:`ResNet`)."""
+    return ResNet((3, 3, 3), width, num_classes, in_channels, mean, std, norm)
 
 
 @register_model(
@@ -140,10 +184,13 @@ def resnet56(
     in_channels: int = 3,
     mean: Sequence[float] | None = CIFAR10_MEAN,
     std: Sequence[float] | None = CIFAR10_STD,
+    norm: str = "batch",
 ) -> nn.Module:
     """ResNet-56 for CIFAR-10: three stages of nine basic blocks (16, 32, 64 channels),
-    1×1 projection shortcuts at the stage transitions (55 + 2 convolutions)."""
-    return ResNet((9, 9, 9), width, num_classes, in_channels, mean, std)
+    1×1 projection shortcuts at the stage transitions (55 + 2 convolutions);
+    ``norm='none'`` as the ICLR 2020 submission trains it (no batch norm, Fixup
+    initialisation; see :class:`ResNet`)."""
+    return ResNet((9, 9, 9), width, num_classes, in_channels, mean, std, norm)
 
 
 VGG_LIKE = (64, 64, "M", 128, 128, "M", 256, 256, 256, "M", 512, 512, 512, "M", 512, 512, "M")

@@ -28,6 +28,8 @@ from robustcompress.experiments.recipes.base import (
     Profile,
     Recipe,
     Reproduction,
+    paper_cifar_missing,
+    refuse_paper_cifar,
     reproduce,
     reproduction_dir,
     run_jobs,
@@ -46,6 +48,7 @@ from robustcompress.experiments.recipes.methods import (
 BUILTIN_PAPERS: tuple[str, ...] = (
     "robustcompress.papers.langenberg2019",
     "robustcompress.papers.guo2018",
+    "robustcompress.papers.iclr2020",
 )
 """Packages that register the shipped recipes (a new paper adds its line here)."""
 
@@ -121,7 +124,9 @@ __all__ = [
     "get_recipe",
     "list_recipes",
     "method_config",
+    "paper_cifar_missing",
     "plan_grid",
+    "refuse_paper_cifar",
     "register_recipe",
     "reproduce",
     "reproduction_dir",

@@ -256,6 +256,35 @@ class Reproduction:
         return self.directory / MANIFEST_FILE
 
 
+def paper_cifar_missing() -> list[str]:
+    """What this machine lacks for a paper's CIFAR-10 profile: a CUDA GPU and the
+    CIFAR-10 files (empty: nothing)."""
+    import torch
+
+    from robustcompress.data.locate import find_dataset
+    from robustcompress.errors import RobustCompressError
+
+    missing = []
+    if not torch.cuda.is_available():
+        missing.append("no CUDA GPU")
+    try:
+        find_dataset("cifar10")
+    except RobustCompressError:
+        missing.append("no CIFAR-10 files (see `robustcompress data`)")
+    return missing
+
+
+def refuse_paper_cifar(profile: str, needs: str, instead: str, missing: Sequence[str]) -> None:
+    """Raise, in one line, when ``missing`` (from :func:`paper_cifar_missing`) is not
+    empty: profile ``profile`` needs a GPU and CIFAR-10 for ``needs``; ``instead`` names
+    the profiles to use here."""
+    if missing:
+        raise ConfigError(
+            f"profile {profile!r} needs a CUDA GPU and the CIFAR-10 files ({needs}); this "
+            f"machine has {' and '.join(missing)}: run it where both exist, or use {instead}"
+        )
+
+
 def seed_list(profile: Profile[Any], seeds: int | Sequence[int] | None) -> list[int]:
     """Seeds 0 … N−1 for ``seeds = N`` (default: the profile's), or the given list."""
     if seeds is None:

@@ -42,7 +42,6 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from robustcompress.errors import ConfigError
 from robustcompress.experiments.recipes import (
     MaskingCheck,
     Method,
@@ -51,7 +50,9 @@ from robustcompress.experiments.recipes import (
     PlannedRun,
     Profile,
     Schedule,
+    paper_cifar_missing,
     plan_grid,
+    refuse_paper_cifar,
 )
 from robustcompress.experiments.recipes.methods import train_size
 from robustcompress.papers.guo2018.evaluation import SnapshotCheck
@@ -476,35 +477,17 @@ def models_for(profile: Profile[GuoSchedule]) -> dict[str, ModelEntry]:
     return out
 
 
-def paper_cifar_missing() -> list[str]:
-    """What this machine lacks for the ``paper-cifar`` profile (empty: nothing)."""
-    import torch
-
-    from robustcompress.data.locate import find_dataset
-    from robustcompress.errors import RobustCompressError
-
-    missing = []
-    if not torch.cuda.is_available():
-        missing.append("no CUDA GPU")
-    try:
-        find_dataset("cifar10")
-    except RobustCompressError:
-        missing.append("no CIFAR-10 files (see `robustcompress data`)")
-    return missing
-
-
 def plan(profile: Profile[GuoSchedule], seeds: Sequence[int]) -> list[PlannedRun]:
     """Every run: the dense references (LeNet-300-100 first: short, then LeNet-5), then
     pruning, the controls and the activation-ℓ1 fine-tunings. The ``paper-cifar``
     profile is refused, in one line, where a GPU or the CIFAR-10 files are missing."""
     if any(model in CIFAR for model in profile.settings):
-        missing = paper_cifar_missing()
-        if missing:
-            raise ConfigError(
-                f"profile {profile.name!r} needs a CUDA GPU and the CIFAR-10 files (VGG-like "
-                f"and ResNet-32, Figure 2 e-h); this machine has {' and '.join(missing)}: run "
-                "it where both exist, or use --profile quick or full for the MNIST part"
-            )
+        refuse_paper_cifar(
+            profile.name,
+            "VGG-like and ResNet-32, Figure 2 e-h",
+            "--profile quick or full for the MNIST part",
+            paper_cifar_missing(),
+        )
     return plan_grid(
         NAME,
         profile,
