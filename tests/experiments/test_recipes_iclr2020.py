@@ -129,3 +129,49 @@ def test_claims_on_made_up_measurements() -> None:
     assert spectra["sv_std_fell/circular"].mean_other == pytest.approx(0.2)
     assert spectra["sv_std_fell/circular"].verdict == "not supported"
     assert verdicts["singular-values"].verdict == "inconclusive"  # one view each way
+
+
+def test_full_plan_follows_the_paper_where_the_cpu_allows() -> None:
+    from robustcompress.papers.iclr2020.recipe import plan
+
+    full = RECIPE.profile("full")
+    planned = plan(full, [0, 1, 2])
+    methods = {(p.model, p.method) for p in planned}
+    assert methods == {
+        *(("cnn", m) for m in ("ar-0", "ar-4", "ar-8", "ar-16", "sn")),
+        *(("resnet20", m) for m in ("ar-0", "ar-4", "ar-8", "ar-16")),
+    }
+    assert len(planned) == 27
+    by = {(p.model, p.method, p.seed): p.config for p in planned}
+    strong = by[("resnet20", "ar-16", 0)]
+    adv = strong.training.adversarial
+    assert adv is not None and adv.eps == pytest.approx(0.2) and adv.random_start
+    assert adv.steps == 10 and adv.alpha == pytest.approx(0.025)
+    assert strong.optimizer.batch_size == 128 and strong.optimizer.lr == 0.05
+    assert strong.optimizer.momentum == 0.9 and strong.optimizer.weight_decay == 0.0
+    assert strong.optimizer.schedule.milestones == [4, 6]
+    assert strong.model.kwargs == {"width": 8} and strong.data.limit == 4000
+    assert strong.tracking.generalization.enabled
+    # the PGD-trained runs come first: they are the longest
+    assert planned[0].method == "ar-16"
+
+
+def test_paper_cifar_is_refused_in_one_line_without_a_gpu_or_the_files(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from robustcompress.errors import ConfigError
+    from robustcompress.papers.iclr2020 import recipe
+
+    cifar = RECIPE.profile("paper-cifar")
+    monkeypatch.setattr(recipe, "paper_cifar_missing", lambda: ["no CUDA GPU"])
+    with pytest.raises(ConfigError, match=r"needs a CUDA GPU .* this machine has no CUDA GPU"):
+        recipe.plan(cifar, [0])
+    monkeypatch.setattr(recipe, "paper_cifar_missing", lambda: [])
+    planned = recipe.plan(cifar, [0, 1, 2])
+    assert len(planned) == 15 and {p.model for p in planned} == {"resnet56"}
+    config = planned[0].config
+    assert config.device == "cuda" and config.model.kwargs == {"norm": "none"}
+    assert config.optimizer.batch_size == 256 and config.optimizer.epochs == 200
+    assert config.optimizer.schedule.milestones == [100, 150]
+    assert config.training.adversarial is not None
+    assert config.training.adversarial.eps == pytest.approx(16 / 255)

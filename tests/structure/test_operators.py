@@ -94,3 +94,50 @@ def test_bad_operator_and_an_oversized_dense_operator_are_one_line_errors() -> N
         layer_spectra(model, (2, 5, 5), "fft")
     with pytest.raises(ConfigError, match=r"50 input coordinates, over max_dense = 10.*circular"):
         layer_spectra(model, (2, 5, 5), "dense", max_dense=10)
+
+
+def test_fold_batchnorm_gives_the_operator_a_layer_and_its_norm_apply() -> None:
+    from robustcompress.models.resnet import resnet20
+    from robustcompress.structure.operators import fold_batchnorm, layer_map
+
+    torch.manual_seed(0)
+    model = resnet20(width=4)
+    for module in model.modules():  # running statistics and affine terms far from 1, 0
+        if isinstance(module, nn.BatchNorm2d):
+            module.running_mean.uniform_(-1, 1)
+            module.running_var.uniform_(0.2, 3.0)
+            module.weight.data.uniform_(0.5, 2.0)
+            module.bias.data.uniform_(-1, 1)
+    model.eval()
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    folded = fold_batchnorm(model, (1, 28, 28))
+    for key, value in model.state_dict().items():  # the model itself is untouched
+        assert torch.equal(value, before[key])
+    pairs = [
+        (model.conv1, model.bn1, folded.conv1),
+        (model.layers[3].conv2, model.layers[3].bn2, folded.layers[3].conv2),
+        (model.layers[3].shortcut[0], model.layers[3].shortcut[1], folded.layers[3].shortcut[0]),
+    ]
+    for conv, norm, conv_folded in pairs:
+        x = torch.randn(2, conv.in_channels, 14, 14)
+        zero = torch.zeros_like(x)
+        with torch.no_grad():
+            want = norm(conv(x)) - norm(conv(zero))  # the norm's linear part after the conv
+            got = layer_map(conv_folded)(x)
+        assert torch.allclose(got, want, atol=1e-5)
+        assert not torch.allclose(conv_folded.weight, conv.weight)
+    # the classifier feeds no norm: unchanged
+    assert torch.equal(folded.fc.weight, model.fc.weight)
+
+
+def test_the_batch_norm_free_resnet_starts_as_fixup() -> None:
+    from robustcompress.models.resnet import resnet20
+
+    model = resnet20(width=4, norm="none")
+    assert not any(isinstance(m, nn.BatchNorm2d) for m in model.modules())
+    assert all(int(torch.count_nonzero(b.conv2.weight)) == 0 for b in model.layers)
+    assert int(torch.count_nonzero(model.fc.weight)) == 0
+    x = torch.rand(3, 1, 28, 28)
+    assert torch.equal(model(x), model.fc.bias.expand(3, -1))  # zero classifier at start
+    with pytest.raises(ValueError, match="unknown norm 'layer'"):
+        resnet20(norm="layer")

@@ -55,7 +55,8 @@ class ResNet(nn.Module):
     """ResNet with :class:`BasicBlock` stages for 32×32 inputs.
 
     ``norm='none'`` drops batch norm and initialises as Fixup does (Zhang et al. 2019,
-    §3): He initialisation everywhere, the first convolution of each of the L residual
+    §3): He initialisation everywhere (fan-in: a one-channel stem would start with
+    a third of the signal under fan-out), the first convolution of each of the L residual
     branches scaled by L^(-1/2) (m = 2 layers per branch), the last convolution of each
     branch and the classifier set to zero; Fixup's scalar multipliers and biases are
     left out (as the ICLR 2020 submission does, App. D.3, so that layer spectra are the
@@ -95,7 +96,7 @@ class ResNet(nn.Module):
     def _fixup(self, blocks: Sequence[BasicBlock]) -> None:
         convs = [m for m in self.modules() if isinstance(m, nn.Conv2d)]
         for conv in convs:
-            nn.init.kaiming_normal_(conv.weight, mode="fan_out", nonlinearity="relu")
+            nn.init.kaiming_normal_(conv.weight, mode="fan_in", nonlinearity="relu")
             assert conv.bias is not None
             nn.init.zeros_(conv.bias)
         with torch.no_grad():

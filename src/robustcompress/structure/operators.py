@@ -155,6 +155,54 @@ def layer_spectra(
     return out
 
 
+def fold_batchnorm(model: nn.Module, input_shape: Sequence[int]) -> nn.Module:
+    """A copy of ``model`` in eval mode whose every ``Linear`` / ``Conv2d`` that feeds a
+    batch norm directly has the norm's scale folded in: W ← diag(γ / √(σ² + ε)) W, the
+    linear operator the layer and its norm apply together at test time (the norm's shift
+    is not part of the operator and is left where it is). Pairs are found on one
+    forward pass of a zero input of ``input_shape`` (C, H, W or features): the norm's
+    input must be the layer's output tensor itself. Layers without a norm are unchanged;
+    ``model`` is not touched. With batch norm a raw kernel's scale is free (the norm
+    undoes it), so spectra of such networks are read on this copy."""
+    import copy
+
+    folded = copy.deepcopy(model).eval()
+    outputs: dict[int, nn.Module] = {}
+    pairs: list[tuple[nn.Module, nn.modules.batchnorm._BatchNorm]] = []
+
+    def record(module: nn.Module, _: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
+        outputs[id(out)] = module
+
+    def match(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
+        layer = outputs.get(id(inputs[0]))
+        if layer is not None:
+            assert isinstance(module, nn.modules.batchnorm._BatchNorm)
+            pairs.append((layer, module))
+
+    hooks = []
+    for module in folded.modules():
+        if isinstance(module, (nn.Linear, nn.Conv2d)):
+            hooks.append(module.register_forward_hook(record))
+        elif isinstance(module, nn.modules.batchnorm._BatchNorm):
+            hooks.append(module.register_forward_pre_hook(match))
+    try:
+        with torch.no_grad():
+            param = next(folded.parameters())
+            folded(torch.zeros(1, *input_shape, dtype=param.dtype, device=param.device))
+    finally:
+        for hook in hooks:
+            hook.remove()
+    with torch.no_grad():
+        for layer, norm in pairs:
+            assert norm.running_var is not None
+            scale = torch.ones_like(norm.running_var) if norm.weight is None else norm.weight
+            factor = scale / torch.sqrt(norm.running_var + norm.eps)
+            weight = layer.weight
+            assert isinstance(weight, torch.Tensor)
+            weight.mul_(factor.reshape(-1, *([1] * (weight.dim() - 1))))
+    return folded
+
+
 def layer_map(module: nn.Module) -> Callable[[torch.Tensor], torch.Tensor]:
     """The linear part of a ``Linear`` or ``Conv2d`` layer as a function of its input
     (the layer's own weight, no bias; a convolution keeps its padding mode, stride,

@@ -12,7 +12,8 @@
 ``sv_std/<view>/W<i>``, ``sv/<view>/W<i>``
     the standard deviation (and all values) of the singular values of every layer,
     a convolution's reshaped kernel (``reshaped``) and circular operator on its input
-    grid (``circular``) (Figures 1a, 5c-d);
+    grid (``circular``) (Figures 1a, 5c-d); a layer feeding a batch norm is read with
+    the norm's scale folded in (:func:`~robustcompress.structure.operators.fold_batchnorm`);
 ``pgd/<strength>``
     adversarial accuracy under ℓ∞ PGD (10 steps of 2 on the paper's 0–255 scale, random
     start) among the correctly classified test inputs of a sample, at the evaluation
@@ -100,7 +101,7 @@ def measure_model(
         prediction_stats,
     )
     from robustcompress.papers.iclr2020.recipe import EVAL_STRENGTH, attack_settings
-    from robustcompress.structure.operators import layer_spectra
+    from robustcompress.structure.operators import fold_batchnorm, layer_spectra
 
     clock = time.perf_counter()
     model.eval()
@@ -117,8 +118,9 @@ def measure_model(
         out[f"probability/{part}"] = distribution(s.probabilities, "probability")
         out[f"loss/{part}"] = distribution(s.losses, "loss")
     shape = tuple(int(v) for v in test[0].shape[1:])
+    operators = fold_batchnorm(model, shape)
     for view in ("reshaped", "circular"):
-        for spectrum in layer_spectra(model, shape, view):
+        for spectrum in layer_spectra(operators, shape, view):
             out[f"sv_std/{view}/{spectrum.name}"] = spectrum.std
             out[f"sv/{view}/{spectrum.name}"] = [float(v) for v in spectrum.sigma]
     x, y = test[0][: check.attack_size], test[1][: check.attack_size]
@@ -136,10 +138,6 @@ def measure_model(
     }
     out["seconds"] = round(time.perf_counter() - clock, 2)
     return out
-
-
-def _strength(method: str) -> float:
-    return float(method.split("-")[1]) if method.startswith("ar-") else 0.0
 
 
 def _job(job: tuple[str, str, FinalCheck, float, str]) -> None:
@@ -164,6 +162,8 @@ def measure_final(m: Measurement) -> dict[str, Any]:
     run_dir and the measurements)."""
     import os
 
+    from robustcompress.papers.iclr2020.recipe import strength_of
+
     cache = m.directory / CACHE_DIR
     cache.mkdir(parents=True, exist_ok=True)
     rows: list[tuple[dict[str, Any], Path]] = []
@@ -171,7 +171,7 @@ def measure_final(m: Measurement) -> dict[str, Any]:
     for p, run_dir in m.finished():
         check = m.profile.settings[p.model].check
         out = cache / f"{run_dir.name}-{check.tag()}.json"
-        strength = _strength(p.method)
+        strength = strength_of(p.method)
         row = {
             "model": p.model,
             "method": p.method,
