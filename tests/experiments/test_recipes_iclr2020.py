@@ -12,8 +12,8 @@ import pytest
 from robustcompress.experiments.recipes import MANIFEST_FILE, MaskingCheck, Profile, reproduce
 from robustcompress.papers.iclr2020 import RECIPE
 from robustcompress.papers.iclr2020.evaluation import FinalCheck
-from robustcompress.papers.iclr2020.recipe import schedule, strength_eps
-from robustcompress.papers.iclr2020.report import _lookup, claim_specs
+from robustcompress.papers.iclr2020.recipe import SN_TARGET, schedule, strength_eps
+from robustcompress.papers.iclr2020.report import _lookup, claim_specs, sweep_table
 from robustcompress.reporting.claims import evaluate_claim
 from robustcompress.reporting.loading import ReportSource
 
@@ -54,11 +54,11 @@ def test_tiny_sweep_measures_every_final_model(tmp_path: Path) -> None:
     assert set(trained) >= {"pgd/8", "sv_std/reshaped/W1", "sv_std/circular/W1"}
     # the natural model has no training strength: only the evaluation adversary
     assert "pgd/8" in rows["ar-0"] and not any(k.startswith("pgd/0") for k in rows["ar-0"])
-    # the sn model's layers have operator norms at most 1 (up to the convergence of its
-    # 50 power iterations per epoch); the natural model's exceed it somewhere
+    # the sn model's layers have operator norms at most SN_TARGET (up to the convergence
+    # of its 50 power iterations per epoch); the natural model's exceed it somewhere
     norms = {m: operator_norms(result.directory / rows[m]["run_dir"]) for m in ("sn", "ar-0")}
-    assert max(norms["sn"]) <= 1.0 + 1e-2
-    assert max(norms["ar-0"]) > 1.0
+    assert max(norms["sn"]) <= SN_TARGET * (1 + 1e-2)
+    assert max(norms["ar-0"]) > SN_TARGET
 
 
 def operator_norms(run_dir: Path) -> list[float]:
@@ -129,6 +129,16 @@ def test_claims_on_made_up_measurements() -> None:
     assert spectra["sv_std_fell/circular"].mean_other == pytest.approx(0.2)
     assert spectra["sv_std_fell/circular"].verdict == "not supported"
     assert verdicts["singular-values"].verdict == "inconclusive"  # one view each way
+
+    # a model at chance (a broken run) drops out of every claim, and the table marks it
+    broken = next(r for r in final if r["method"] == "ar-8" and r["seed"] == 4)
+    broken.update(test_error=0.85, train_loss=2.3, loss_gap=0.0)
+    lookup = _lookup(source, ["cnn"])
+    assert sorted(lookup[("cnn", "ar-8", "train_loss")]) == [0, 1, 2, 3]
+    assert sorted(lookup[("cnn", "ar-0", "train_loss")]) == [0, 1, 2, 3, 4]
+    table = sweep_table(source, "cnn")
+    assert table is not None and "(seed 4)" in table.caption
+    assert [row[0].endswith("†") for row in table.rows] == [False, True]
 
 
 def test_full_plan_follows_the_paper_where_the_cpu_allows() -> None:

@@ -22,6 +22,10 @@ model, paired by seed and Holm-corrected within the claim:
     the standard deviation of the singular values falls in most layers: per seed, the
     share of layers whose std is below the natural model's is above one half, for the
     reshaped kernels and the circular operators (Figures 1a, 5c-d).
+
+A final model at or near chance test accuracy (:func:`near_chance`) is marked in the
+table and left out of every claim: its small margins and flat spectra would otherwise
+read as strong regularization.
 """
 
 from __future__ import annotations
@@ -90,8 +94,22 @@ def ar_methods(rows: Rows) -> list[str]:
     )
 
 
+def near_chance(row: dict[str, Any]) -> bool:
+    """Whether a final model's test accuracy is at most chance (1/10) plus the project's
+    margin (:data:`~robustcompress.evaluation.masking.CHANCE_MARGIN`): its margins,
+    losses and robustness describe a broken model, not a regularized one."""
+    from robustcompress.evaluation.masking import CHANCE_MARGIN
+
+    error = row.get("test_error")
+    return isinstance(error, (int, float)) and 1.0 - error <= 0.1 + CHANCE_MARGIN
+
+
 def value(row: dict[str, Any], key: str) -> float | None:
-    """A scalar of a final row: ``key`` itself or ``<distribution>.<statistic>``."""
+    """A scalar of a final row: ``key`` itself, ``<distribution>.<statistic>`` or
+    ``test_accuracy`` (1 − test error)."""
+    if key == "test_accuracy":
+        error = value(row, "test_error")
+        return None if error is None else 1.0 - error
     if "." in key:
         name, stat = key.split(".", 1)
         part = row.get(name)
@@ -144,12 +162,22 @@ def sweep_table(source: ReportSource, model: str) -> Table | None:
         "median boundary distance",
     ]
     body = []
+    flagged = []
     for method in [*ar_methods(rows), *(m for m in rows if strength_of(m) is None)]:
         seeds = len(rows[method])
-        body.append(
-            [source.label(model, method), str(seeds)]
-            + [_cell(_values(rows, method, k)) for k in keys]
-        )
+        broken = sorted(seed for seed, row in rows[method].items() if near_chance(row))
+        label = source.label(model, method)
+        if broken:
+            flagged.append(f"{label} (seed {', '.join(map(str, broken))})")
+            label += " †"
+        body.append([label, str(seeds)] + [_cell(_values(rows, method, k)) for k in keys])
+    note = (
+        " † At or near chance accuracy on the test set: "
+        + "; ".join(flagged)
+        + ". Such a model is broken, not regularized; the claims leave it out."
+        if flagged
+        else ""
+    )
     return Table(
         f"{model}-sweep",
         f"{model}: generalization against AR strength",
@@ -162,7 +190,7 @@ def sweep_table(source: ReportSource, model: str) -> Table | None:
             "of 2 on the paper's 0–255 scale times the profile's scale); DeepFool distance "
             "to the boundary of the correctly classified inputs. The paper's ResNet-56 on "
             "CIFAR-10 (Table 3), strengths 4 / 8 / 16: training loss 0.014 / 0.043 / 0.105, "
-            "test loss 0.683 / 0.649 / 0.650, test accuracy 0.889 / 0.875 / 0.849."
+            "test loss 0.683 / 0.649 / 0.650, test accuracy 0.889 / 0.875 / 0.849." + note
         ),
     )
 
@@ -191,7 +219,10 @@ def sweep_figure(source: ReportSource, model: str) -> Callable[[Path], SavedFigu
             ("error rates", (("train_error", "training"), ("test_error", "test"))),
             ("GE gaps", (("loss_gap", "loss"), ("error_gap", "error"))),
             ("margin std", (("margin/train.std", "training"), ("margin/test.std", "test"))),
-            ("PGD accuracy (strength 8)", (("pgd/8", "PGD"),)),
+            (
+                "accuracy trade-off",
+                (("test_accuracy", "clean test"), ("pgd/8", "PGD, strength 8")),
+            ),
         )
         for title, keys in groups:
             lines = []
@@ -215,6 +246,57 @@ def sweep_figure(source: ReportSource, model: str) -> Callable[[Path], SavedFigu
             f"{model}-sweep",
             f"{model}: losses, errors, GE gaps, margins and PGD accuracy against AR strength",
             "Mean over seeds with a ±1 std band (Figures 3a-b, 1c of the paper).",
+        )
+
+    return draw
+
+
+def course_figure(source: ReportSource, model: str) -> Callable[[Path], SavedFigure | None]:
+    """The GE gaps over training (the tracked ``generalization/*`` metrics), one line per
+    AR strength: mean over seeds at each tracking event."""
+
+    def draw(directory: Path) -> SavedFigure | None:
+        methods = sorted(
+            (m for m in source.methods(model) if strength_of(m) is not None),
+            key=lambda m: strength_of(m) or 0.0,
+        )
+        panels = []
+        for metric, title in (
+            ("generalization/loss_gap", "loss GE gap"),
+            ("generalization/error_gap", "error GE gap"),
+            ("generalization/train_loss", "training loss"),
+            ("generalization/test_loss", "test loss"),
+        ):
+            lines = []
+            for i, method in enumerate(methods):
+                series = [r.series(metric) for r in source.runs_of(model, method)]
+                series = [(x, y) for x, y in series if len(x)]
+                if not series:
+                    continue
+                n = min(len(x) for x, _ in series)
+                ys = np.array([y[:n] for _, y in series])
+                lines.append(
+                    Line(
+                        source.label(model, method),
+                        series[0][0][:n],
+                        ys.mean(axis=0),
+                        ys.min(axis=0),
+                        ys.max(axis=0),
+                        color=METHOD_COLORS[i % len(METHOD_COLORS)],
+                    )
+                )
+            if lines:
+                panels.append(Panel(title, title, lines, xlabel="epoch"))
+        if not panels:
+            return None
+        fig = line_figure(panels, f"{model}: GE gaps over training", columns=2)
+        return save_figure(
+            fig,
+            directory,
+            f"{model}-course",
+            f"{model}: GE gaps and losses over training by AR strength",
+            "Tracked at every epoch end on the whole training data and test split; mean "
+            "over seeds, the band from the lowest to the highest seed.",
         )
 
     return draw
@@ -323,7 +405,10 @@ def _lookup(
     out: dict[tuple[str, str, str], dict[int, float]] = {}
     keys = (*SCALARS, "margin/train.std", "margin/test.std")
     for model in models:
-        rows = final_rows(source, model)
+        rows = {
+            method: {seed: row for seed, row in by_seed.items() if not near_chance(row)}
+            for method, by_seed in final_rows(source, model).items()
+        }
         for method in rows:
             for key in keys:
                 v = _values(rows, method, key)
@@ -427,6 +512,7 @@ def plan(source: ReportSource) -> ReportPlan:
     for model in models:
         report.drawings += [
             sweep_figure(source, model),
+            course_figure(source, model),
             distributions_figure(source, model),
             spectra_figure(source, model),
         ]
