@@ -167,17 +167,18 @@ def fold_batchnorm(model: nn.Module, input_shape: Sequence[int]) -> nn.Module:
     import copy
 
     folded = copy.deepcopy(model).eval()
-    outputs: dict[int, nn.Module] = {}
+    # the outputs are kept alive so that no later tensor can reuse their ids
+    outputs: dict[int, tuple[nn.Module, torch.Tensor]] = {}
     pairs: list[tuple[nn.Module, nn.modules.batchnorm._BatchNorm]] = []
 
     def record(module: nn.Module, _: tuple[torch.Tensor, ...], out: torch.Tensor) -> None:
-        outputs[id(out)] = module
+        outputs[id(out)] = (module, out)
 
     def match(module: nn.Module, inputs: tuple[torch.Tensor, ...]) -> None:
-        layer = outputs.get(id(inputs[0]))
-        if layer is not None:
+        found = outputs.get(id(inputs[0]))
+        if found is not None and found[1] is inputs[0]:
             assert isinstance(module, nn.modules.batchnorm._BatchNorm)
-            pairs.append((layer, module))
+            pairs.append((found[0], module))
 
     hooks = []
     for module in folded.modules():

@@ -221,7 +221,7 @@ def sweep_figure(source: ReportSource, model: str) -> Callable[[Path], SavedFigu
             ("margin std", (("margin/train.std", "training"), ("margin/test.std", "test"))),
             (
                 "accuracy trade-off",
-                (("test_accuracy", "clean test"), ("pgd/8", "PGD, strength 8")),
+                (("test_accuracy", "clean test"), ("pgd/8", "PGD 8, of the correct")),
             ),
         )
         for title, keys in groups:
