@@ -198,9 +198,14 @@ def sweep_table(source: ReportSource, model: str) -> Table | None:
 # ---------------------------------------------------------------- figures
 
 
-def _band(v: Sequence[float]) -> tuple[float, float, float]:
-    m, s, _ = mean_std(list(v))
-    return m, m - s, m + s
+def _band_line(label: str, xs: np.ndarray, groups: Sequence[Sequence[float]], i: int) -> Line:
+    """A line through the means of ``groups`` (one group of seed values per x) with a
+    ±1 sample-std band, in the ``i``-th method colour."""
+    stats = [mean_std(list(g))[:2] for g in groups]
+    mean = np.array([m for m, _ in stats])
+    std = np.array([s for _, s in stats])
+    color = METHOD_COLORS[i % len(METHOD_COLORS)]
+    return Line(label, xs, mean, mean - std, mean + std, color=color)
 
 
 def sweep_figure(source: ReportSource, model: str) -> Callable[[Path], SavedFigure | None]:
@@ -227,17 +232,8 @@ def sweep_figure(source: ReportSource, model: str) -> Callable[[Path], SavedFigu
         for title, keys in groups:
             lines = []
             for i, (key, label) in enumerate(keys):
-                stats = [_band(list(_values(rows, m, key).values())) for m in methods]
-                lines.append(
-                    Line(
-                        label,
-                        xs,
-                        np.array([s[0] for s in stats]),
-                        np.array([s[1] for s in stats]),
-                        np.array([s[2] for s in stats]),
-                        color=METHOD_COLORS[i],
-                    )
-                )
+                per_seed = [list(_values(rows, m, key).values()) for m in methods]
+                lines.append(_band_line(label, xs, per_seed, i))
             panels.append(Panel(title, title, lines, xlabel="AR strength (0–255 scale)"))
         fig = line_figure(panels, f"{model}: AR strength sweep", columns=3)
         return save_figure(
@@ -367,19 +363,10 @@ def spectra_figure(source: ReportSource, model: str) -> Callable[[Path], SavedFi
             xs = np.arange(1, len(names) + 1, dtype=float)
             lines = []
             for i, method in enumerate(methods):
-                stats = [
-                    _band(list(_values(rows, method, f"sv_std/{view}/{n}").values())) for n in names
+                per_seed = [
+                    list(_values(rows, method, f"sv_std/{view}/{n}").values()) for n in names
                 ]
-                lines.append(
-                    Line(
-                        source.label(model, method),
-                        xs,
-                        np.array([s[0] for s in stats]),
-                        np.array([s[1] for s in stats]),
-                        np.array([s[2] for s in stats]),
-                        color=METHOD_COLORS[i % len(METHOD_COLORS)],
-                    )
-                )
+                lines.append(_band_line(source.label(model, method), xs, per_seed, i))
             panels.append(
                 Panel(f"{view} operators", "std of singular values", lines, xlabel="layer")
             )
