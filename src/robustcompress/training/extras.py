@@ -673,3 +673,9 @@ class SpectralNormalization(Callback):
         for handle in self._handles:
             handle.remove()
         self._handles = []
+
+
+# the LR virtual layer lives in its own module; importing it registers ``lr_layer``
+from robustcompress.training import lr_layer as _lr_layer  # noqa: E402
+
+del _lr_layer
