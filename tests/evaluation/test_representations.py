@@ -11,7 +11,6 @@ from robustcompress.evaluation.representations import (
     layer_cushions,
     operator_frobenius_norm,
     perturbation_ratios,
-    pixel_noise,
     representations,
     variance_ratios,
 )
@@ -35,19 +34,6 @@ def test_a_rank_two_matrix_has_all_its_variance_in_two_directions() -> None:
     assert float(ratios[0]) < 1.0 and float(ratios[1]) == pytest.approx(1.0, abs=1e-9)
     with pytest.raises(ConfigError, match="all-zero"):
         variance_ratios(torch.zeros(3, 3))
-
-
-def test_pixel_noise_perturbs_the_chosen_share_with_the_stated_variance() -> None:
-    x = torch.full((200, 1, 28, 28), 0.5)
-    assert torch.equal(pixel_noise(x, 0.0, generator=torch.Generator().manual_seed(0)), x)
-    noisy = pixel_noise(x, 0.4, generator=torch.Generator().manual_seed(0))
-    changed = noisy != x
-    assert float(changed.float().mean()) == pytest.approx(0.4, abs=0.005)
-    assert float((noisy - x)[changed].var()) == pytest.approx(128 / 255, rel=0.02)
-    clipped = pixel_noise(x, 1.0, generator=torch.Generator().manual_seed(0), clip=True)
-    assert float(clipped.min()) == 0.0 and float(clipped.max()) == 1.0
-    with pytest.raises(ConfigError, match=r"probability must be in \[0, 1\]"):
-        pixel_noise(x, 1.5)
 
 
 def _cnn() -> nn.Sequential:

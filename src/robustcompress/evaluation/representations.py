@@ -1,5 +1,6 @@
-"""Measures of learned representations (Sanyal et al., §3): their effective rank, their
-stability to random input noise, and the layer cushion.
+"""Measures of learned representations (Sanyal et al., §3): their effective rank, how far
+they move under a perturbation, and the layer cushion. (Table 4's random pixel noise is
+the ``noise`` attack, :class:`robustcompress.attacks.noise.GaussianPixelNoise`.)
 
 ``representations(model, module, images)``
     the output of one named module for every image, flattened to an n×m matrix
@@ -9,11 +10,6 @@ stability to random input noise, and the layer cushion.
     (the paper's "variance ratio", Figure 2; no centering). The σ_i² are the eigenvalues
     of the smaller Gram matrix, AᵀA (m×m) accumulated over row chunks when m ≤ n, or AAᵀ
     (n×n) built block by block otherwise, so a 10,000-row matrix of wide rows fits.
-``pixel_noise(images, p, variance)``
-    each pixel, independently with probability ``p``, gets N(0, variance) added
-    (Table 4: p ∈ {0.4, 0.6, 0.8, 1.0}, N(0, 128/255); the paper's N(0, s) is read as
-    variance s, so the standard deviation is √(128/255) ≈ 0.71 on [0, 1] images; no
-    clipping unless asked).
 ``perturbation_ratios(model, module, x, x_adv)``
     per example ρ_in = ‖x_adv − x‖₂ / ‖x‖₂ and ρ_rep = ‖φ(x_adv) − φ(x)‖₂ / ‖φ(x)‖₂ at the
     module's output (Figure 4b; ρ as in Table 3).
@@ -35,8 +31,6 @@ from torch.nn import functional as F
 from robustcompress.errors import ConfigError, ModelError
 
 BATCH = 500
-NOISE_VARIANCE = 128 / 255
-"""The variance of Table 4's pixel noise."""
 
 
 def _module(model: nn.Module, name: str) -> nn.Module:
@@ -107,25 +101,6 @@ def variance_ratios(matrix: torch.Tensor, chunk: int = 2048) -> torch.Tensor:
     return torch.cumsum(power, 0) / total
 
 
-def pixel_noise(
-    images: torch.Tensor,
-    p: float,
-    variance: float = NOISE_VARIANCE,
-    *,
-    generator: torch.Generator | None = None,
-    clip: bool = False,
-) -> torch.Tensor:
-    """``images`` with N(0, ``variance``) added to each pixel with probability ``p``."""
-    if not 0.0 <= p <= 1.0:
-        raise ConfigError(f"the pixel perturbation probability must be in [0, 1] (got {p})")
-    if variance < 0:
-        raise ConfigError(f"the noise variance must be ≥ 0 (got {variance})")
-    mask = torch.rand(images.shape, generator=generator) < p
-    noise = torch.randn(images.shape, generator=generator) * variance**0.5
-    out = images + (mask * noise).to(images.dtype)
-    return out.clamp(0.0, 1.0) if clip else out
-
-
 def perturbation_ratios(
     model: nn.Module,
     module: str,
@@ -192,11 +167,9 @@ def layer_cushions(
 
 
 __all__ = [
-    "NOISE_VARIANCE",
     "layer_cushions",
     "operator_frobenius_norm",
     "perturbation_ratios",
-    "pixel_noise",
     "representations",
     "variance_ratios",
 ]
