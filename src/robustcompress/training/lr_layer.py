@@ -10,8 +10,9 @@ and, without changing it, adds to the training loss
 over the B examples of the batch. W = (W_s + W_sᵀ)/2 is the symmetric parametrisation
 of Appendix B.1 and b a bias; W_s and b are trainable tensors the layer owns, trained by
 the run's optimiser with the model, with its learning rate, schedule, momentum and weight
-decay (Algorithm 2, line 12, takes a plain gradient step on W with the learning rate). L_c pulls the representations towards the affine rank-r subspace W
-keeps; L_n stops them from shrinking to zero, the trivial minimiser of L_c.
+decay (Algorithm 2, line 12, takes a plain gradient step on W with the learning rate).
+L_c pulls the representations towards the affine rank-r subspace W keeps; L_n stops them
+from shrinking to zero, the trivial minimiser of L_c.
 
 Every ``every`` steps (the paper: 10) W_s ← Π_r(W): the nearest SPSD matrix of rank ≤ r
 (:mod:`robustcompress.structure.nystrom`), by an exact eigendecomposition when
