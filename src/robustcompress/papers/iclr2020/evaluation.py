@@ -171,7 +171,7 @@ def measure_final(m: Measurement) -> dict[str, Any]:
     for p, run_dir in m.finished():
         check = m.profile.settings[p.model].check
         out = cache / f"{run_dir.name}-{check.tag()}.json"
-        strength = strength_of(p.method)
+        strength = strength_of(p.method) or 0.0
         row = {
             "model": p.model,
             "method": p.method,

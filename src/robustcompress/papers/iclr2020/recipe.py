@@ -298,12 +298,13 @@ def plan(profile: Profile[ArSchedule], seeds: Sequence[int]) -> list[PlannedRun]
         )
     planned = plan_grid(NAME, profile, seeds, models_for(profile))
     # every run starts from scratch, so any order is valid: the strongest AR first
-    return sorted(planned, key=lambda p: -strength_of(p.method))
+    return sorted(planned, key=lambda p: -(strength_of(p.method) or 0.0))
 
 
-def strength_of(method: str) -> float:
-    """The AR strength of a method id (``ar-8`` → 8; 0 for the others)."""
-    return float(method.split("-")[1]) if method.startswith("ar-") else 0.0
+def strength_of(method: str) -> float | None:
+    """The AR strength of a method id (``ar-8`` → 8; ``None`` for a method without AR,
+    whose strength is 0)."""
+    return float(method.split("-")[1]) if method.startswith("ar-") else None
 
 
 CHOICES: tuple[str, ...] = (

@@ -37,6 +37,7 @@ from typing import Any
 
 import numpy as np
 
+from robustcompress.papers.iclr2020.recipe import strength_of
 from robustcompress.reporting.claims import ClaimSpec, ComparisonSpec, evaluate_claim
 from robustcompress.reporting.figures import (
     METHOD_COLORS,
@@ -81,10 +82,6 @@ def final_rows(source: ReportSource, model: str) -> Rows:
         if row.get("model") == model:
             out.setdefault(str(row["method"]), {})[int(row["seed"])] = row
     return out
-
-
-def strength_of(method: str) -> float | None:
-    return float(method.split("-")[1]) if method.startswith("ar-") else None
 
 
 def ar_methods(rows: Rows) -> list[str]:
