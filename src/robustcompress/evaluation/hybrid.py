@@ -18,6 +18,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from robustcompress.attacks.ops import predict
 from robustcompress.errors import ConfigError
 from robustcompress.evaluation.representations import BATCH, representations
 
@@ -96,13 +97,12 @@ def recovered_share(
     training = model.training
     model.eval()
     try:
-        with torch.no_grad():
-            preds = torch.cat(
-                [
-                    model(x_adv[i : i + batch_size].to(device)).argmax(dim=1).cpu()
-                    for i in range(0, len(x_adv), batch_size)
-                ]
-            )
+        preds = torch.cat(
+            [
+                predict(model, x_adv[i : i + batch_size].to(device)).cpu()
+                for i in range(0, len(x_adv), batch_size)
+            ]
+        )
     finally:
         model.train(training)
     fooled = preds != labels.cpu()

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 
 from robustcompress.attacks.base import Attack
+from robustcompress.attacks.ops import predict
 from robustcompress.errors import ConfigError
 
 
@@ -33,13 +34,8 @@ def relative_norms(x: torch.Tensor, x_adv: torch.Tensor) -> torch.Tensor:
     return (x_adv - x).flatten(1).norm(dim=1) / x.flatten(1).norm(dim=1)
 
 
-def _predict(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
-    with torch.no_grad():
-        return model(x).argmax(dim=1)
-
-
 def _correct(model: nn.Module, x: torch.Tensor, y: torch.Tensor) -> tuple[torch.Tensor, ...]:
-    keep = _predict(model, x) == y
+    keep = predict(model, x) == y
     if not bool(keep.any()):
         raise ConfigError("no input of the sample is classified correctly: nothing to attack")
     return x[keep], y[keep]
@@ -86,7 +82,7 @@ def minimum_budget(
             nonlocal evaluations
             evaluations += 1
             x_adv = make_attack(eps)(model, x, y)
-            return float((_predict(model, x_adv) != y).float().mean()), x_adv
+            return float((predict(model, x_adv) != y).float().mean()), x_adv
 
         rate, x_adv = attempt(high)
         if rate < target:
@@ -117,7 +113,7 @@ def minimal_attack_rho(
     try:
         x, y = _correct(model, x, y)
         x_adv = attack(model, x, y)
-        fooled = _predict(model, x_adv) != y
+        fooled = predict(model, x_adv) != y
     finally:
         model.train(was_training)
     rho = relative_norms(x[fooled], x_adv[fooled])
