@@ -52,9 +52,9 @@ PGD_STEP = 2
 """10 PGD steps of size 2 (on the 0–255 scale), for training and evaluation (App. B.1, D)."""
 SN_TARGET = 3.0
 """The operator norm every layer is clipped to by the ``sn`` method: the paper's "SP 3"
-(Table 6 clips at 1, 3 and 5). SP 1 collapsed the CNN: its test accuracy fell from 0.42
-to 0.10 at the first clip and was 0.24 after 4 epochs (quick setting, divergence stop
-off)."""
+(Table 6 clips at 1, 3 and 5). SP 1 collapsed the CNN: its accuracy on the 500 tracked
+test images was 0.416 after epoch 1, 0.100 after epoch 2, 0.244 after 4 (quick setting,
+divergence stop off)."""
 EVAL_STRENGTH = 8
 """The evaluation adversary: PGD at strength 8 (App. D, Tables 3-5)."""
 
@@ -317,8 +317,9 @@ CHOICES: tuple[str, ...] = (
     "At CPU scale ResNet-20 (width 8) on Fashion-MNIST stands for ResNet-56 on CIFAR-10, "
     "beside the Langenberg CNN. The paper's ResNets have no batch norm (Fixup "
     "initialisation without its scalar layers, App. D.2-D.3; the paper-cifar profile); "
-    "on the CPU budget such a ResNet-20 stayed at chance (loss 2.30 after 125 steps of "
-    "PGD training at strength 16, where the batch-norm one reached 1.6), so the CPU "
+    "on the CPU budget such a ResNet-20 stayed at chance (its loss 2.27-2.32 over 128 "
+    "steps of PGD training at strength 16, where the batch-norm one was at 1.62 after "
+    "32), so the CPU "
     "profiles keep batch norm, read every spectrum with the norm's scale folded into its "
     "layer, and train 'sn' on the CNN only.",
     "CPU profiles train at batch 128, half the paper's 256: a CPU budget allows a few "
@@ -331,7 +332,7 @@ CHOICES: tuple[str, ...] = (
     "Spectral normalisation ('sn'): every layer's operator norm clipped to 3 at each epoch "
     "end by power iteration on its real operator (the paper's App. A clips every epoch, "
     "following Sedghi et al.; 3 is one of its Table 6 strengths). Clipping at 1 collapsed "
-    "the CNN (test accuracy 0.42 -> 0.10 at the first clip, 0.24 after 4 epochs).",
+    "the CNN (tracked accuracy 0.416 after epoch 1, 0.100 after epoch 2, 0.244 after 4).",
 )
 
 
