@@ -24,8 +24,8 @@ model, paired by seed and Holm-corrected within the claim:
     reshaped kernels and the circular operators (Figures 1a, 5c-d).
 
 A final model at or near chance test accuracy (:func:`near_chance`) is marked in the
-table and left out of every claim: its small margins and flat spectra would otherwise
-read as strong regularization.
+table and left out of every claim and of the final-model figures: its small margins and
+flat spectra would otherwise read as strong regularization.
 """
 
 from __future__ import annotations
@@ -99,6 +99,15 @@ def near_chance(row: dict[str, Any]) -> bool:
 
     error = row.get("test_error")
     return isinstance(error, (int, float)) and 1.0 - error <= 0.1 + CHANCE_MARGIN
+
+
+def working_rows(source: ReportSource, model: str) -> Rows:
+    """:func:`final_rows` without the models at or near chance (:func:`near_chance`): what
+    the figures draw and the claims test (the table shows every model, marked)."""
+    return {
+        method: {seed: row for seed, row in by_seed.items() if not near_chance(row)}
+        for method, by_seed in final_rows(source, model).items()
+    }
 
 
 def value(row: dict[str, Any], key: str) -> float | None:
@@ -210,7 +219,7 @@ def sweep_figure(source: ReportSource, model: str) -> Callable[[Path], SavedFigu
     against AR strength."""
 
     def draw(directory: Path) -> SavedFigure | None:
-        rows = final_rows(source, model)
+        rows = working_rows(source, model)
         methods = ar_methods(rows)
         if len(methods) < 2:
             return None
@@ -301,7 +310,7 @@ def distributions_figure(source: ReportSource, model: str) -> Callable[[Path], S
     from robustcompress.papers.iclr2020.evaluation import BINS
 
     def draw(directory: Path) -> SavedFigure | None:
-        rows = final_rows(source, model)
+        rows = working_rows(source, model)
         methods = ar_methods(rows)
         if not methods:
             return None
@@ -350,7 +359,7 @@ def spectra_figure(source: ReportSource, model: str) -> Callable[[Path], SavedFi
     """Figures 1a and 5c-d: the std of every layer's singular values by AR strength."""
 
     def draw(directory: Path) -> SavedFigure | None:
-        rows = final_rows(source, model)
+        rows = working_rows(source, model)
         methods = ar_methods(rows)
         if not methods:
             return None
@@ -389,10 +398,7 @@ def _lookup(
     out: dict[tuple[str, str, str], dict[int, float]] = {}
     keys = (*SCALARS, "margin/train.std", "margin/test.std")
     for model in models:
-        rows = {
-            method: {seed: row for seed, row in by_seed.items() if not near_chance(row)}
-            for method, by_seed in final_rows(source, model).items()
-        }
+        rows = working_rows(source, model)
         for method in rows:
             for key in keys:
                 v = _values(rows, method, key)
