@@ -32,7 +32,6 @@ state and how many projections each method ran. The run's log names the method u
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from typing import Any, Literal
 
@@ -119,6 +118,7 @@ class LowRankLayer(Callback):
     # ------------------------------------------------------------------ setup
 
     def setup(self, model: nn.Module) -> None:
+        from robustcompress.evaluation.representations import representations
         from robustcompress.structure.report import _resolve_input_shape
 
         modules = dict(model.named_modules())
@@ -130,8 +130,9 @@ class LowRankLayer(Callback):
                 f"{', '.join(n for n in modules if n)}",
             )
         shape = _resolve_input_shape(model, self.input_shape)
-        sizes = _output_sizes(model, shape, self.layers)
         param = next(model.parameters())
+        zero = torch.zeros(1, *shape, dtype=param.dtype)
+        sizes = {n: representations(model, n, zero).shape[1] for n in self.layers}
         for name in self.layers:
             m = sizes[name]
             if self._ranks[name] > m:
@@ -257,34 +258,6 @@ class LowRankLayer(Callback):
         self.steps = int(state["steps"])
         self.counts = {k: int(v) for k, v in state["counts"].items()}
         self._generator.set_state(state["generator"].to(torch.uint8))
-
-
-def _output_sizes(
-    model: nn.Module, input_shape: tuple[int, ...], names: list[str]
-) -> dict[str, int]:
-    """The number of values per example in each named module's output, from one
-    forward pass of a zero input (model mode restored)."""
-    modules = dict(model.named_modules())
-    sizes: dict[str, int] = {}
-
-    def hook(name: str) -> Any:
-        def record(_m: nn.Module, _i: object, output: torch.Tensor) -> None:
-            sizes[name] = math.prod(output.shape[1:])
-
-        return record
-
-    handles = [modules[n].register_forward_hook(hook(n)) for n in names]
-    training = model.training
-    try:
-        model.eval()
-        with torch.no_grad():
-            param = next(model.parameters())
-            model(torch.zeros(1, *input_shape, dtype=param.dtype, device=param.device))
-    finally:
-        model.train(training)
-        for handle in handles:
-            handle.remove()
-    return sizes
 
 
 __all__ = ["LowRankLayer", "norm_loss", "reconstruction_loss"]
