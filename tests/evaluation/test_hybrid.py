@@ -43,6 +43,22 @@ def test_the_hybrid_learns_from_the_representations_and_pca_keeps_k_dims() -> No
         HybridModel.fit(_net(), "1", x, y, components=17)
 
 
+def test_both_classifiers_fit_and_a_bad_name_is_refused() -> None:
+    from sklearn.linear_model import SGDClassifier
+    from sklearn.svm import LinearSVC
+
+    x, y = _data(300, 0)
+    x_test, y_test = _data(150, 1)
+    sgd = HybridModel.fit(_net(), "1", x, y)
+    assert isinstance(sgd.pipeline.steps[-1][1], SGDClassifier)
+    assert sgd.pipeline.steps[-1][1].loss == "hinge" and sgd.pipeline.steps[-1][1].alpha == 0.01
+    svc = HybridModel.fit(_net(), "1", x, y, classifier="svc")
+    assert isinstance(svc.pipeline.steps[-1][1], LinearSVC)
+    assert svc.accuracy(x_test, y_test) > 0.9
+    with pytest.raises(ConfigError, match="classifier must be 'sgd' or 'svc'"):
+        HybridModel.fit(_net(), "1", x, y, classifier="tree")
+
+
 def test_recovered_share_counts_only_inputs_that_fool_the_network() -> None:
     x, y = _data(300, 0)
     net = _net()

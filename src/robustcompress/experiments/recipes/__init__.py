@@ -49,6 +49,7 @@ BUILTIN_PAPERS: tuple[str, ...] = (
     "robustcompress.papers.langenberg2019",
     "robustcompress.papers.guo2018",
     "robustcompress.papers.iclr2020",
+    "robustcompress.papers.sanyal",
 )
 """Packages that register the shipped recipes (a new paper adds its line here)."""
 
