@@ -156,11 +156,45 @@ def test_a_killed_run_resumes_exactly(tmp_path: Path) -> None:
 def test_settings_are_checked() -> None:
     with pytest.raises(SettingError, match="layers: name at least one module"):
         build_extra("lr_layer", layers=[], rank=2)
-    with pytest.raises(SettingError, match=r"rank: give one rank or one per layer \(2\), got 3"):
+    with pytest.raises(SettingError, match=r"rank: give one value or one per layer \(2\), got 3"):
         build_extra("lr_layer", layers=["1", "2"], rank=[1, 2, 3])
+    with pytest.raises(SettingError, match=r"lam_c: give one value or one per layer \(2\)"):
+        build_extra("lr_layer", layers=["1", "2"], rank=1, lam_c=[0.1])
+    with pytest.raises(SettingError, match="lam_n: must be ≥ 0"):
+        build_extra("lr_layer", layers=["1", "2"], rank=1, lam_n=[0.1, -1.0])
     with pytest.raises(SettingError, match="every: must be ≥ 1"):
         build_extra("lr_layer", layers=["1"], rank=2, every=0)
     with pytest.raises(SettingError, match="no module"):
         _layer(layers=["nope"]).setup(_model())
     with pytest.raises(SettingError, match="rank: 20 exceeds the 16 values of 5's output"):
         _layer(rank=20).setup(_model())
+
+
+def test_each_layer_has_its_own_strengths() -> None:
+    """λ₁, λ₂ per layer: the term is Σ_i λ₁ᵢ·L_c + λ₂ᵢ·L_n over the layers' outputs."""
+    from types import SimpleNamespace
+
+    torch.manual_seed(0)
+    model = _model()
+    layer = _layer(layers=["3", "5"], rank=[2, 3], lam_c=[0.5, 2.0], lam_n=[0.1, 0.0])
+    layer.setup(model)
+    model.train()
+    x = torch.randn(8, N)
+    outputs: dict[str, torch.Tensor] = {}
+    hooks = [
+        dict(model.named_modules())[name].register_forward_hook(
+            lambda _m, _i, out, name=name: outputs.__setitem__(name, out)
+        )
+        for name in ("3", "5")
+    ]
+    model(x)
+    for h in hooks:
+        h.remove()
+    trainer = SimpleNamespace(position=SimpleNamespace(epoch=1))
+    term = layer.loss_term(trainer)  # type: ignore[arg-type]
+    assert term is not None
+    expected = sum(
+        c * reconstruction_loss(outputs[n], layer.w_s[n], layer.bias[n]) + k * norm_loss(outputs[n])
+        for n, c, k in (("3", 0.5, 0.1), ("5", 2.0, 0.0))
+    )
+    assert float(term) == pytest.approx(float(expected), rel=1e-6)

@@ -64,8 +64,8 @@ class LowRankLayer(Callback):
 
     ``layers``: module paths whose outputs are penalised (one position: "1-LR", two:
     "2-LR"); ``rank``: the target rank r, one for all or one per layer; ``lam_c`` /
-    ``lam_n``: λ₁ and λ₂; ``every``: steps between projections; ``start_epoch``: epochs
-    of training before the layer starts (0: from the first step); ``projection``:
+    ``lam_n``: λ₁ and λ₂, likewise; ``every``: steps between projections; ``start_epoch``:
+    epochs of training before the layer starts (0: from the first step); ``projection``:
     ``auto``, ``svd`` or ``nystrom``; ``exact_max``: the largest m projected exactly under
     ``auto``; ``nystrom_runs`` / ``nystrom_columns``: t and l; ``seed``: of the column
     sampling; ``input_shape``: one input's shape, to size the layers (default: the
@@ -74,8 +74,8 @@ class LowRankLayer(Callback):
 
     layers: list[str]
     rank: int | list[int]
-    lam_c: float = 0.01
-    lam_n: float = 0.01
+    lam_c: float | list[float] = 0.01
+    lam_n: float | list[float] = 0.01
     every: int = 10
     start_epoch: int = 0
     projection: Literal["auto", "svd", "nystrom"] = "auto"
@@ -90,6 +90,7 @@ class LowRankLayer(Callback):
     steps: int = field(default=0, init=False)
     counts: dict[str, int] = field(default_factory=dict, init=False)
     _ranks: dict[str, int] = field(default_factory=dict, init=False, repr=False)
+    _lams: dict[str, tuple[float, float]] = field(default_factory=dict, init=False, repr=False)
     _outputs: dict[str, list[torch.Tensor]] = field(default_factory=dict, init=False, repr=False)
     _handles: list[Any] = field(default_factory=list, init=False, repr=False)
     _generator: torch.Generator = field(default_factory=torch.Generator, init=False, repr=False)
@@ -97,15 +98,12 @@ class LowRankLayer(Callback):
     def __post_init__(self) -> None:
         if not self.layers:
             raise SettingError("layers", "name at least one module whose output to constrain")
-        ranks = self.rank if isinstance(self.rank, list) else [self.rank] * len(self.layers)
-        if len(ranks) != len(self.layers):
-            raise SettingError(
-                "rank", f"give one rank or one per layer ({len(self.layers)}), got {len(ranks)}"
-            )
+        ranks = self._per_layer("rank", self.rank)
         if any(r < 1 for r in ranks):
             raise SettingError("rank", f"every rank must be ≥ 1 (got {ranks})")
-        for key in ("lam_c", "lam_n"):
-            if not getattr(self, key) >= 0:
+        lams = {key: self._per_layer(key, getattr(self, key)) for key in ("lam_c", "lam_n")}
+        for key, values in lams.items():
+            if not all(v >= 0 for v in values):
                 raise SettingError(key, f"must be ≥ 0 (got {getattr(self, key)})")
         for key in ("every", "exact_max", "nystrom_runs"):
             if getattr(self, key) < 1:
@@ -113,7 +111,17 @@ class LowRankLayer(Callback):
         if self.start_epoch < 0:
             raise SettingError("start_epoch", f"must be ≥ 0 (got {self.start_epoch})")
         self._ranks = dict(zip(self.layers, ranks, strict=True))
+        self._lams = {name: (c, n) for name, c, n in zip(self.layers, *lams.values(), strict=True)}
         self._generator.manual_seed(self.seed)
+
+    def _per_layer(self, key: str, value: Any) -> list[Any]:
+        """``value`` for each of ``layers``: one for all, or a list of one per layer."""
+        values = value if isinstance(value, list) else [value] * len(self.layers)
+        if len(values) != len(self.layers):
+            raise SettingError(
+                key, f"give one value or one per layer ({len(self.layers)}), got {len(values)}"
+            )
+        return values
 
     # ------------------------------------------------------------------ setup
 
@@ -183,8 +191,8 @@ class LowRankLayer(Callback):
                 self._initialise(name, batches[0])
             self.started = True
         terms = [
-            self.lam_c * reconstruction_loss(a, self.w_s[name], self.bias[name])
-            + self.lam_n * norm_loss(a)
+            self._lams[name][0] * reconstruction_loss(a, self.w_s[name], self.bias[name])
+            + self._lams[name][1] * norm_loss(a)
             for name, batches in outputs.items()
             for a in batches
         ]
