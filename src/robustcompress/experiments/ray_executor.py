@@ -36,10 +36,13 @@ Run locks across nodes
     NFSv3 relies on the separate lock daemon (NLM) and may keep the lock of a crashed
     client until that client reboots, and a file system mounted with ``nolock`` or
     ``local_lock=flock`` keeps ``flock`` local to each node, so it then excludes nothing
-    across nodes. A sweep never starts the same run twice, so the lock only matters when
-    two drivers (or a driver and ``robustcompress resume``) train the same config at once;
-    do not rely on it across nodes on an unknown file system. Either way nothing is lost:
-    runs are idempotent (a finished run is read back, not retrained) and resumable.
+    across nodes. (An exclusive NFS lock needs a descriptor open for writing, which is why
+    :func:`~robustcompress.experiments.store.is_locked` opens ``run.lock`` for writing.)
+    None of this was tried on a real NFS mount here; it is what flock(2) and nfs(5) say.
+    A sweep never starts the same run twice, so the lock only matters when two drivers
+    (or a driver and ``robustcompress resume``) train the same config at once; do not
+    rely on it across nodes on an unknown file system. Either way nothing is lost: runs
+    are idempotent (a finished run is read back, not retrained) and resumable.
 Faults
     A task whose worker process dies (killed, out of memory, its node lost) is retried up
     to :data:`MAX_RETRIES` times; the retry calls the run again, which continues from its
