@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import signal
+import socket
 import sys
 import threading
 import time
@@ -194,6 +195,40 @@ def test_ray_address_needs_the_ray_executor(
     assert capsys.readouterr().err.strip().splitlines()[-1] == (
         "error: --ray-address is for --executor ray, not 'process'"
     )
+
+
+def test_an_address_where_no_cluster_answers_is_a_one_line_error(tmp_path: Path) -> None:
+    _ray()
+    with socket.socket() as free:  # a port nobody listens on
+        free.bind(("127.0.0.1", 0))
+        port = free.getsockname()[1]
+    with pytest.raises(ExecutorError) as error:
+        make_executor(
+            1, executor="ray", runs_dir=tmp_path, options={"address": f"127.0.0.1:{port}"}
+        )
+    assert str(error.value).startswith(f"no Ray cluster answers at 127.0.0.1:{port} (")
+    assert not _ray().is_initialized()
+
+
+class _Called(Exception):
+    pass
+
+
+def test_reproduce_passes_the_ray_address_to_its_executor(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    seen: dict[str, Any] = {}
+
+    def fake_reproduce(recipe: Any, profile: Any, **kwargs: Any) -> None:
+        seen.update(kwargs)
+        raise _Called
+
+    monkeypatch.setattr("robustcompress.experiments.recipes.reproduce", fake_reproduce)
+    argv = ["reproduce", "langenberg2019", "--runs-dir", str(tmp_path), "--executor", "ray"]
+    with pytest.raises(_Called):
+        cli.main([*argv, "--ray-address", "10.0.0.1:6379", "--workers", "3"])
+    assert seen["executor"] == "ray" and seen["workers"] == 3
+    assert seen["executor_options"] == {"address": "10.0.0.1:6379"}
 
 
 def test_without_ray_the_executor_is_a_one_line_error(

@@ -65,6 +65,7 @@ import contextlib
 import logging
 import os
 import signal
+import socket
 import threading
 import uuid
 from collections import Counter
@@ -86,6 +87,9 @@ from robustcompress.experiments.store import RunRecord, one_line, runs_root
 
 MAX_RETRIES = 3
 """Times Ray starts a task again after its worker process died (not after an exception)."""
+
+CONNECT_TIMEOUT_S = 10.0
+"""Seconds a cluster's address has to accept a TCP connection before ``ray.init``."""
 
 CHECK_TIMEOUT_S = 120.0
 """Seconds every node has to answer the runs-root check."""
@@ -149,6 +153,24 @@ def check_runs_root(root: str, token: str) -> str | None:
     return None
 
 
+def check_reachable(address: str, timeout: float = CONNECT_TIMEOUT_S) -> None:
+    """A one-line :class:`ExecutorError` unless ``host:port`` accepts a TCP connection.
+
+    ``ray.init`` keeps retrying an address where no cluster answers for minutes; this
+    fails first. ``auto`` and ``ray://`` (Ray Client) addresses are left to Ray.
+    """
+    host, sep, port = address.rpartition(":")
+    if not sep or "://" in address or not port.isdigit():
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=timeout).close()
+    except OSError as exc:
+        raise ExecutorError(
+            f"no Ray cluster answers at {address} ({exc.strerror or exc}): start one with "
+            "`ray start --head` or check --ray-address"
+        ) from None
+
+
 class RayExecutor(Executor):
     """Runs every config and job as a Ray task (see the module docstring)."""
 
@@ -196,6 +218,8 @@ class RayExecutor(Executor):
         options: dict[str, Any] = {"logging_level": logging.WARNING}
         if local:
             options.update(num_cpus=self.workers * self.threads, include_dashboard=False)
+        if self.address is not None:
+            check_reachable(self.address)
         in_main = threading.current_thread() is threading.main_thread()
         saved = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)} if in_main else {}
         try:
