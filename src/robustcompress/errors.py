@@ -31,6 +31,11 @@ class CheckpointError(RobustCompressError):
     """A checkpoint is missing, corrupt, or does not match the model."""
 
 
+class ExecutorError(RobustCompressError):
+    """The machinery running jobs failed (a worker died, a cluster lost a node or cannot
+    see the runs root), not the job itself."""
+
+
 class TrainingError(RobustCompressError):
     """Training cannot continue (for example a non-finite loss)."""
 

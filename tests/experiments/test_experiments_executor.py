@@ -65,13 +65,15 @@ def test_executors_are_chosen_by_name(tmp_path) -> None:
         make_executor,
     )
 
-    assert {"auto", "serial", "process"} <= set(list_executors())
+    assert {"auto", "serial", "process", "ray"} <= set(list_executors())
     with make_executor(1, runs_dir=tmp_path) as ex:
         assert isinstance(ex, SequentialExecutor)
     with make_executor(1, executor="process", runs_dir=tmp_path) as ex:
         assert isinstance(ex, LocalProcessExecutor) and ex.workers == 1
-    with pytest.raises(ConfigError, match=r"unknown executor 'ray' \(choose from auto, serial"):
-        make_executor(2, executor="ray")
+    with pytest.raises(
+        ConfigError, match=r"unknown executor 'dask' \(choose from auto, serial, process, ray\)"
+    ):
+        make_executor(2, executor="dask")
     with pytest.raises(ConfigError, match="serial executor runs one job at a time"):
         make_executor(2, executor="serial")
     with pytest.raises(ConfigError, match="--workers must be ≥ 1"):

@@ -14,6 +14,7 @@ from robustcompress.cli.run import (
     add_executor_flag,
     add_runs_dir_flag,
     add_threads_flag,
+    executor_options,
 )
 
 
@@ -86,6 +87,7 @@ def handle(args: argparse.Namespace) -> int:
                 workers=workers,
                 executor=args.executor,
                 threads=check_threads(args.threads),
+                executor_options=executor_options(args),
                 runs_dir=args.runs_dir,
                 device=args.device,
             )

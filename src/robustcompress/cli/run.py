@@ -4,9 +4,15 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING, Any
 
 from robustcompress.cli.output import add_json_flag, print_json, print_table
+from robustcompress.device import check_threads
+from robustcompress.errors import ConfigError
 from robustcompress.experiments.store import RunRecord
+
+if TYPE_CHECKING:
+    from robustcompress.experiments.executor import Executor
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -37,12 +43,51 @@ def add_runs_dir_flag(parser: argparse.ArgumentParser) -> None:
 
 
 def add_executor_flag(parser: argparse.ArgumentParser) -> None:
+    """``--executor NAME`` and ``--ray-address ADDR``; build the executor with
+    :func:`executor_from_args`."""
     parser.add_argument(
         "--executor",
         default="auto",
         metavar="NAME",
         help="where runs execute: serial (this process), process (a local pool of "
-        "--workers processes) or auto (serial for one worker, else process)",
+        "--workers processes), ray (Ray tasks: on --ray-address, else on a Ray instance "
+        "started here with --workers slots; pip install 'robustcompress[ray]') or auto "
+        "(serial for one worker, else process)",
+    )
+    parser.add_argument(
+        "--ray-address",
+        default=None,
+        metavar="ADDR",
+        help="with --executor ray: the Ray cluster to connect to (host:port or auto; "
+        "default: $RAY_ADDRESS, else a Ray instance started here); every node must see "
+        "the runs root at the same path",
+    )
+
+
+def executor_options(args: argparse.Namespace) -> dict[str, Any]:
+    """The chosen executor's own settings from ``args`` (``--ray-address``)."""
+    address = getattr(args, "ray_address", None)
+    if address is None:
+        return {}
+    if args.executor != "ray":
+        raise ConfigError(f"--ray-address is for --executor ray, not {args.executor!r}")
+    return {"address": address}
+
+
+def executor_from_args(args: argparse.Namespace, workers: int) -> Executor:
+    """The executor of a command with :func:`add_executor_flag`, :func:`add_runs_dir_flag`,
+    :func:`add_device_flag` and :func:`add_threads_flag` (``sweep``, and any command that
+    runs configs)."""
+    from robustcompress.experiments import make_executor
+
+    return make_executor(
+        workers,
+        executor=args.executor,
+        runs_dir=args.runs_dir,
+        device=args.device,
+        progress=False,
+        threads=check_threads(args.threads),
+        options=executor_options(args),
     )
 
 

@@ -12,6 +12,7 @@ from robustcompress.cli.run import (
     add_executor_flag,
     add_runs_dir_flag,
     add_threads_flag,
+    executor_from_args,
 )
 from robustcompress.cli.runs import headline_metrics
 
@@ -21,9 +22,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         "sweep",
         help="run a sweep (base config × variants × grid) and summarise it",
         description=(
-            "Expand SWEEP.yaml into runs, run those not finished yet (sequentially or in "
-            "a local process pool), and print mean ± std of the final metrics per variant "
-            "and grid point over seeds (also written to sweep_summary.json)."
+            "Expand SWEEP.yaml into runs, run those not finished yet (sequentially, in a "
+            "local process pool or on Ray), and print mean ± std of the final metrics per "
+            "variant and grid point over seeds (also written to sweep_summary.json)."
         ),
     )
     p.add_argument("sweep", metavar="SWEEP.yaml", help="sweep file (see examples/)")
@@ -64,7 +65,7 @@ def handle(args: argparse.Namespace) -> int:
 
 def _sweep(args: argparse.Namespace) -> int:
     from robustcompress.device import check_threads
-    from robustcompress.experiments import load_sweep, make_executor, run_sweep
+    from robustcompress.experiments import load_sweep, run_sweep
 
     check_threads(args.threads)
     sweep = load_sweep(args.sweep)
@@ -78,14 +79,7 @@ def _sweep(args: argparse.Namespace) -> int:
         state = f"failed: {error}" if error else f"{record.status} ({record.run_dir})"
         print(f"[{finished}/{total}] {point.config.name}: {state}", file=sys.stderr)
 
-    with make_executor(
-        args.workers,
-        executor=args.executor,
-        runs_dir=args.runs_dir,
-        device=args.device,
-        progress=False,
-        threads=args.threads,
-    ) as executor:
+    with executor_from_args(args, args.workers) as executor:
         result = run_sweep(sweep, executor, runs_dir=args.runs_dir, on_done=on_done)
     if args.json:
         print_json({"summary_file": str(result.path), "summary": result.summary})

@@ -5,7 +5,8 @@
 * :mod:`~robustcompress.experiments.runner`: :func:`run` and :func:`resume`;
 * :mod:`~robustcompress.experiments.store`: run directories, status, records;
 * :mod:`~robustcompress.experiments.sweep`: base config × variants × grid, summaries;
-* :mod:`~robustcompress.experiments.executor`: sequential or process-pool execution.
+* :mod:`~robustcompress.experiments.executor`: sequential, process-pool or Ray execution
+  (:mod:`~robustcompress.experiments.ray_executor`, the extra ``robustcompress[ray]``).
 """
 
 from robustcompress.experiments.config import (

@@ -13,6 +13,12 @@ the command line):
     *spawn* method (no forked torch state), each limited to
     ``max(1, cores // workers)`` torch threads so the pool does not oversubscribe
     the machine.
+``ray``
+    :class:`~robustcompress.experiments.ray_executor.RayExecutor`: every run is one
+    task on a Ray cluster (``--ray-address``) or on a Ray instance started here; the
+    extra ``pip install 'robustcompress[ray]'``. Resources, the shared runs root (checked
+    on every node before anything runs), run locks across nodes, retries of killed
+    workers and stopping are described in :mod:`robustcompress.experiments.ray_executor`.
 ``auto`` (the default)
     ``serial`` for one worker, else ``process``.
 
@@ -489,10 +495,11 @@ def stop_on_signals(
 
 
 ExecutorFactory = Callable[..., Executor]
-"""``factory(workers, *, runs_dir, device, progress[, threads]) -> Executor``.
+"""``factory(workers, *, runs_dir, device, progress[, threads][, **options]) -> Executor``.
 
 ``threads`` (torch threads per process) is passed only when it is set, so a factory
-without it works until ``--threads`` is used.
+without it works until ``--threads`` is used; likewise the executor's own ``options``
+(:func:`make_executor`), e.g. ``address`` for ``ray``.
 """
 
 EXECUTORS: dict[str, ExecutorFactory] = {}
@@ -537,8 +544,15 @@ def _process(
     return LocalProcessExecutor(workers, runs_dir=runs_dir, device=device, threads=threads)
 
 
+def _ray(workers: int = 1, **options: Any) -> Executor:
+    from robustcompress.experiments.ray_executor import make_ray_executor
+
+    return make_ray_executor(workers, **options)
+
+
 register_executor("serial", _serial)
 register_executor("process", _process)
+register_executor("ray", _ray)
 
 
 def make_executor(
@@ -549,12 +563,15 @@ def make_executor(
     device: str | None = None,
     progress: bool | None = None,
     threads: int | None = None,
+    options: Mapping[str, Any] | None = None,
 ) -> Executor:
     """The executor called ``executor`` with ``workers`` workers.
 
     ``auto``: ``serial`` for one worker, else ``process``. An unknown name is a
     one-line :class:`ConfigError` listing the registered ones. ``threads``: torch
-    threads per process (default: the executor's own choice).
+    threads per process (default: the executor's own choice). ``options``: settings
+    of that executor alone, passed to its factory as keyword arguments (``ray``:
+    ``address``).
     """
     if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
         raise ConfigError(f"--workers must be ≥ 1, got {workers}")
@@ -567,5 +584,6 @@ def make_executor(
         raise ConfigError(
             f"unknown executor {executor!r} (choose from {', '.join(list_executors())})"
         )
-    extra = {} if threads is None else {"threads": threads}
+    extra: dict[str, Any] = {} if threads is None else {"threads": threads}
+    extra.update(options or {})
     return factory(workers, runs_dir=runs_dir, device=device, progress=progress, **extra)

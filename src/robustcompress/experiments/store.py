@@ -29,6 +29,7 @@ The runs root is the ``runs_dir`` argument, else ``$ROBUSTCOMPRESS_RUNS``, else
 
 from __future__ import annotations
 
+import errno
 import fcntl
 import json
 import os
@@ -168,14 +169,27 @@ def is_locked(run_dir: Path) -> bool:
     if not lock.exists():
         return False
     try:
-        with open(lock) as handle:  # read-only: never create it, a finished run has none
-            try:
-                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            except BlockingIOError:
-                return True
-            fcntl.flock(handle, fcntl.LOCK_UN)
+        # never created here (a finished run has none), but opened for writing where we
+        # may: over NFS flock is a byte-range lock, and an exclusive one needs a writable
+        # descriptor (a read-only copy of a runs root is still read)
+        try:
+            fd = os.open(lock, os.O_WRONLY)
+        except PermissionError:
+            fd = os.open(lock, os.O_RDONLY)
+        except OSError as exc:
+            if exc.errno != errno.EROFS:
+                raise
+            fd = os.open(lock, os.O_RDONLY)
     except FileNotFoundError:
-        pass
+        return False
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            return True
+        fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
     return False
 
 

@@ -314,6 +314,7 @@ def reproduce(
     workers: int = 1,
     executor: str = "auto",
     threads: int | None = None,
+    executor_options: Mapping[str, Any] | None = None,
     runs_dir: str | os.PathLike[str] | None = None,
     device: str | None = None,
     log: Callable[[str], None] | None = None,
@@ -323,7 +324,8 @@ def reproduce(
     Runs and the masking checks go through one executor chosen by name
     (:func:`robustcompress.experiments.make_executor`: ``auto`` is sequential for
     ``workers = 1``, else a pool of ``workers`` processes, each with ``threads`` torch
-    threads when given) and
+    threads when given; ``executor_options``: the executor's own settings, e.g. a Ray
+    cluster's ``address``) and
     :func:`robustcompress.experiments.run_sweep`, so a finished run is never
     recomputed. Fine-tuning runs execute after the runs they start from. A
     run that fails is recorded with status ``failed`` and does not stop the others.
@@ -369,7 +371,13 @@ def reproduce(
         lines.finished(point.config.name, state)
 
     with make_executor(
-        workers, executor=executor, threads=threads, runs_dir=root, device=device, progress=False
+        workers,
+        executor=executor,
+        threads=threads,
+        runs_dir=root,
+        device=device,
+        progress=False,
+        options=executor_options,
     ) as pool:
         with lines.watching(pool) as announced:
             result = run_sweep(sweep, announced, runs_dir=root, on_done=on_done)
