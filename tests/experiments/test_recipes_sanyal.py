@@ -5,6 +5,7 @@ tiny end-to-end reproduction with all seven methods."""
 from __future__ import annotations
 
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -149,6 +150,12 @@ def test_measurements_match_recomputations() -> None:
     for entry in out["cushion"].values():
         assert 0 < entry["quantiles"][0] <= entry["quantiles"][-1] <= 1
         assert sum(entry["log10_counts"]) == 32
+    # a model that gets every input wrong has no minimum ρ, and says so instead of failing
+    with torch.no_grad():
+        wrong = (model(x).argmax(1) + 1) % 10
+    broken = measure_model(model, (x, wrong), (x[:64], wrong[:64]), TINY_CHECK)
+    assert broken["accuracy/test"] == 0
+    assert broken["min_rho/deepfool"]["n"] == 0 and math.isnan(broken["min_rho/bim"]["rho"])
 
 
 def _row(method: str, seed: int, **values: Any) -> dict[str, Any]:

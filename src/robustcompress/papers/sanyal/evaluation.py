@@ -154,6 +154,37 @@ def rank_at(ratios: torch.Tensor, level: float) -> int:
     return int(torch.searchsorted(ratios, torch.tensor(level, dtype=ratios.dtype))) + 1
 
 
+def minimum_rhos(model: nn.Module, x: torch.Tensor, y: torch.Tensor, seed: int) -> dict[str, Any]:
+    """``min_rho/<attack>`` of the module docstring on the correctly classified inputs of
+    ``(x, y)`` (at least one must be)."""
+    from robustcompress import attacks
+    from robustcompress.evaluation.min_perturbation import minimal_attack_rho, minimum_budget
+
+    out: dict[str, Any] = {}
+    for name in ("bim", "bim_ll"):
+
+        def budgeted(eps: float, name: str = name) -> Any:
+            return attacks.get(name, seed=seed, eps=eps, steps=RHO_STEPS, alpha=eps / 4)
+
+        found = minimum_budget(
+            model,
+            x,
+            y,
+            budgeted,
+            *RHO_BRACKET,
+            iterations=7,
+        )
+        out[f"min_rho/{name}"] = {
+            "eps": found.eps,
+            "rate": found.rate,
+            "rho": found.rho_mean,
+            "n": found.n,
+        }
+    rho, rate, n = minimal_attack_rho(model, x, y, attacks.get("deepfool", seed=seed))
+    out["min_rho/deepfool"] = {"eps": math.nan, "rate": rate, "rho": rho, "n": n}
+    return out
+
+
 def measure_model(
     model: nn.Module,
     train: tuple[torch.Tensor, torch.Tensor],
@@ -166,10 +197,6 @@ def measure_model(
     model the transferred attacks are computed on (none: no transfer rows)."""
     from robustcompress import attacks
     from robustcompress.evaluation.hybrid import HybridModel, recovered_share
-    from robustcompress.evaluation.min_perturbation import (
-        minimal_attack_rho,
-        minimum_budget,
-    )
     from robustcompress.evaluation.representations import (
         perturbation_ratios,
         representations,
@@ -225,27 +252,11 @@ def measure_model(
             }
 
     xr, yr = test[0][: check.rho_size], test[1][: check.rho_size]
-    for name in ("bim", "bim_ll"):
-
-        def budgeted(eps: float, name: str = name) -> Any:
-            return attacks.get(name, seed=check.seed, eps=eps, steps=RHO_STEPS, alpha=eps / 4)
-
-        found = minimum_budget(
-            model,
-            xr,
-            yr,
-            budgeted,
-            *RHO_BRACKET,
-            iterations=7,
-        )
-        out[f"min_rho/{name}"] = {
-            "eps": found.eps,
-            "rate": found.rate,
-            "rho": found.rho_mean,
-            "n": found.n,
-        }
-    rho, rate, n = minimal_attack_rho(model, xr, yr, attacks.get("deepfool", seed=check.seed))
-    out["min_rho/deepfool"] = {"eps": math.nan, "rate": rate, "rho": rho, "n": n}
+    if accuracy(model, xr, yr) == 0:  # nothing to attack: a broken model, no ρ
+        for name in ("bim", "bim_ll", "deepfool"):
+            out[f"min_rho/{name}"] = {"eps": math.nan, "rate": math.nan, "rho": math.nan, "n": 0}
+    else:
+        out.update(minimum_rhos(model, xr, yr, check.seed))
 
     for position in POSITIONS:
         features = representations(model, position, train[0])
