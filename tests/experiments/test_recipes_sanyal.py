@@ -58,6 +58,8 @@ def test_full_plan_follows_the_paper_where_the_cpu_allows() -> None:
     assert (opt.lr, opt.momentum, opt.weight_decay, opt.batch_size) == (0.1, 0.0, 0.0, 128)
     assert opt.epochs == 12 and opt.schedule.milestones == [5, 9]  # 150/350, 250/350
     assert natural.extras == [] and natural.data.limit == 10000
+    # the accuracy-collapse rule is off for every run (recipe.NO_ACCURACY_RULE)
+    assert {p.config.training.divergence.min_eval_size for p in planned} == {10**9}
     two = by[("2-lr", 1)].config.extras[0]
     assert two.name == "lr_layer"
     settings = two.settings()

@@ -355,6 +355,11 @@ CHOICES: tuple[str, ...] = (
     "of 16,384). The pooled features are projected exactly, the stage-3 output by "
     "ensembled Nystrom (5 runs of 2r columns), as the paper does for its large layer.",
     "lambda_1 = lambda_2 = 0.01 (L_c and L_n): the paper does not give them.",
+    "The divergence monitor's accuracy-collapse rule is off for every run (its "
+    "loss-explosion rule stays): at lr 0.1 without momentum the tracked accuracy swings "
+    "before the first drop (N-LR seed 1: 0.498, 0.440, 0.760 after epochs 1-3), and the "
+    "rule stopped a 2-LR and a nuclear run whose training losses were fine. A final model "
+    "at or near chance is left out of the claims.",
     "Weight-space comparison (Table 2): the paper used SNIP at sparsity 0.7, stable-rank "
     "and spectral normalisation. Here: the project's nuclear-norm (lambda 0.01) and l1 "
     "(lambda 0.001) penalties on every layer, magnitude pruning of N-LR (3 rounds of 1/3 "
