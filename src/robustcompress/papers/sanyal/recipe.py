@@ -274,8 +274,8 @@ def _register_profiles() -> None:
         description=(
             f"ResNet-18 (width {WIDTH}: 8, 16, 32, 64 channels) on 10000 Fashion-MNIST "
             "training images for 12 epochs at batch 128 (lr 0.1 ÷ 10 at epochs 5 and 9), "
-            "the LR layer from epoch 3; all seven methods; measured on 5000 test images (hybrids "
-            "fitted on 5000 training images), PGD on 200, minimum perturbations on 100; 3 seeds"
+            "the LR layer from epoch 3; all seven methods; measured on 2000 test images (hybrids "
+            "fitted on 3000 training images), PGD on 100, minimum perturbations on 50; 3 seeds"
         ),
         seeds=3,
         settings={
@@ -284,7 +284,7 @@ def _register_profiles() -> None:
                 12,
                 2,
                 check=FinalCheck(
-                    train_size=5000, test_size=5000, attack_size=200, rho_size=100, rep_size=1000
+                    train_size=3000, test_size=2000, attack_size=100, rho_size=50, rep_size=500
                 ),
                 width=WIDTH,
             )

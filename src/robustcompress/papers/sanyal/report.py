@@ -171,7 +171,11 @@ def _table(
             flagged.append(f"{label} (seed {', '.join(map(str, broken))})")
             label += " †"
         body.append(
-            [label, str(len(rows[method]))] + [_cell(values(rows, method, k)) for k, _ in columns]
+            [label, str(len(rows[method]))]
+            + [
+                _cell(values(rows, method, k), 1 if k.startswith("rank/") else 3)
+                for k, _ in columns
+            ]
         )
     note = (
         " † At or near chance accuracy: " + "; ".join(flagged) + ". Left out of the claims."
