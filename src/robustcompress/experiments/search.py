@@ -484,6 +484,15 @@ def parse_space(data: Mapping[str, Any], source: str | os.PathLike[str] = "<spac
             raise ConfigError(f"{src}: attacks: {OFF!r} is reserved for no adversarial training")
         if not isinstance(settings.get("attack", label), str):
             raise ConfigError(f"{src}: attacks.{label}: name the attack (attack: pgd)")
+    for p in parameters:
+        if p.kind == "adversarial":
+            unknown = [c for c in p.choices or () if c != OFF and c not in spec.attacks]
+            if unknown:
+                raise ConfigError(
+                    f"{src}: parameters.adversarial: unknown attack label(s) "
+                    f"{', '.join(map(str, unknown))} (attacks: {', '.join(spec.attacks)}; or "
+                    f"{OFF}); define them under attacks:"
+                )
     space = Space(spec, src, base, start, parameters, objectives, dict(spec.reference))
     # the space's widest point: every parameter on (regularizers at high, the last choice)
     widest = {p.name: (p.choices[-1] if p.choices else p.high) for p in parameters}
