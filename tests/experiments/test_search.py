@@ -280,3 +280,20 @@ def test_missing_optuna_is_one_line(
     err = capsys.readouterr().err
     assert err.count("\n") == 1
     assert err.startswith("error: robustcompress search needs Optuna: pip install")
+
+
+def test_trials_run_in_flight_together_on_a_process_pool(tmp_path: Path) -> None:
+    from robustcompress.experiments import LocalProcessExecutor
+
+    runs = tmp_path / "runs"
+    space = parse_space(space_data(reference={}), "space.yaml")
+    with LocalProcessExecutor(2, runs_dir=runs, threads=1) as executor:
+        result = run_search(space, executor, workers=2, runs_dir=runs, n_trials=3)
+    assert result.told == 3
+    study = optuna.load_study(
+        study_name="tiny", storage=f"sqlite:///{result.directory / 'study.db'}"
+    )
+    trials = sorted(study.trials, key=lambda t: t.number)
+    assert len(trials) == 3 and all(t.state.name in ("COMPLETE", "FAIL") for t in trials)
+    # ask/tell: the second trial was asked before the first one was told
+    assert trials[1].datetime_start < trials[0].datetime_complete
