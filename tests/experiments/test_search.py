@@ -24,7 +24,12 @@ from robustcompress.experiments.search import (
 )
 from robustcompress.experiments.store import RunRecord
 
-optuna = pytest.importorskip("optuna")
+
+@pytest.fixture
+def optuna() -> Any:
+    """Optuna (the extra ``robustcompress[search]``); tests of the driver skip without it."""
+    return pytest.importorskip("optuna")
+
 
 RUN: dict[str, Any] = {
     "data": {"dataset": "mnist", "limit": 512},
@@ -179,7 +184,7 @@ def _trial_run_dirs(runs: Path) -> set[str]:
     return {d.name for d in runs.iterdir() if d.name.startswith("tiny-") and "start" not in d.name}
 
 
-def test_killed_search_resumes_without_repeating_trials(tmp_path: Path) -> None:
+def test_killed_search_resumes_without_repeating_trials(tmp_path: Path, optuna: Any) -> None:
     runs = tmp_path / "runs"
     space = parse_space(space_data(), "space.yaml")
     with SequentialExecutor(runs_dir=runs, progress=False, echo=False, threads=1) as executor:
@@ -250,7 +255,7 @@ def test_killed_search_resumes_without_repeating_trials(tmp_path: Path) -> None:
 
 
 def test_search_cli_and_report_cli(
-    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], optuna: Any
 ) -> None:
     path = tmp_path / "space.yaml"
     data = space_data(reference={}, start=None, parameters={"l1.W1": {"low": 1e-3, "high": 0.1}})
@@ -282,7 +287,7 @@ def test_missing_optuna_is_one_line(
     assert err.startswith("error: robustcompress search needs Optuna: pip install")
 
 
-def test_trials_run_in_flight_together_on_a_process_pool(tmp_path: Path) -> None:
+def test_trials_run_in_flight_together_on_a_process_pool(tmp_path: Path, optuna: Any) -> None:
     from robustcompress.experiments import LocalProcessExecutor
 
     runs = tmp_path / "runs"
