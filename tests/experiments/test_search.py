@@ -269,6 +269,10 @@ def test_search_cli_and_report_cli(
     directory = runs / "searches" / "tiny"
     assert cli.main(["report", str(directory)]) == 0
     assert "Pareto front of tiny" in capsys.readouterr().out
+    # --paper-grid: any directory of runs (here the runs root itself), means per method
+    assert cli.main(["report", str(directory), "--paper-grid", str(runs), "--json"]) == 0
+    grid = json.loads(capsys.readouterr().out)["paper_grid"]
+    assert grid and all(p["kind"] == "paper" for p in grid)
     assert cli.main(["report", str(runs), "--paper-grid", str(runs)]) == 2
     assert "--paper-grid is for a search directory" in capsys.readouterr().err
 
@@ -302,3 +306,52 @@ def test_trials_run_in_flight_together_on_a_process_pool(tmp_path: Path, optuna:
     assert len(trials) == 3 and all(t.state.name in ("COMPLETE", "FAIL") for t in trials)
     # ask/tell: the second trial was asked before the first one was told
     assert trials[1].datetime_start < trials[0].datetime_complete
+
+
+def test_report_of_a_three_objective_search_from_search_json(tmp_path: Path) -> None:
+    from robustcompress.reporting.search import make_search_report
+
+    objectives = [
+        {"metric": "accuracy", "direction": "maximize"},
+        {"metric": "fooling_ratio/pgd", "direction": "minimize"},
+        {"metric": "effective_rank/W1", "direction": "minimize"},
+    ]
+    points = {0: [0.95, 0.40, 4.2], 1: [0.90, 0.20, 4.0], 2: [0.89, 0.25, 4.1], 3: [0.80, 0.1, 3.0]}
+    trials = [
+        {
+            "number": n,
+            "state": "COMPLETE",
+            "values": {"l1.W1": 0.01 * n, "adversarial": "off"},
+            "objectives": v,
+            "run_dir": f"/runs/s-{n}",
+        }
+        for n, v in points.items()
+    ]
+    trials.append({"number": 4, "state": "FAIL", "values": {}, "reason": "near chance"})
+    summary = {
+        "name": "s",
+        "sampler": "nsga2",
+        "seed": 0,
+        "n_trials": 5,
+        "objectives": objectives,
+        "parameters": {"l1.W1": {"range": "log [0.0001, 0.1] or off"}, "adversarial": {}},
+        "model": "fcnn",
+        "start": {"status": "finished", "final": {"accuracy": 0.95, "fooling_ratio/pgd": 0.5}},
+        "references": {
+            "l1": {"status": "finished", "objectives": [0.88, 0.3, 4.3], "values": {"l1.W1": 0.01}}
+        },
+        "trials": trials,
+        "sessions": [{"wall_time_s": 12.0}],
+        "wall_time_s": 12.0,
+    }
+    (tmp_path / "search.json").write_text(json.dumps(summary))
+    report = make_search_report(tmp_path)
+    assert [p.label for p in report.front] == ["#0", "#1", "#3"]  # #2 is dominated by #1
+    assert report.front_table.rows[0][0] == "#0"
+    (references,) = [t for t in report.tables if t.key == "search-references"]
+    assert references.rows[0][0] == "l1" and references.rows[0][-1] == "#1"  # #1 beats l1
+    assert (tmp_path / "figures" / "search-front.svg").is_file()
+    data = json.loads((tmp_path / "report.json").read_text())
+    assert data["trial_states"] == {"COMPLETE": 4, "FAIL": 1}
+    # the start run lacks effective_rank/W1: no point for it in 3-D
+    assert [p["label"] for p in data["references"]] == ["l1"]

@@ -648,7 +648,7 @@ def run_search(
     directory was started with another space.
     """
     optuna = require_optuna()
-    from optuna.trial import FixedTrial, Trial, TrialState
+    from optuna.trial import Trial, TrialState
 
     optuna.logging.set_verbosity(optuna.logging.WARNING)
     total = n_trials if n_trials is not None else space.config.n_trials
@@ -689,15 +689,18 @@ def run_search(
             for label, v in space.reference.items()
             if state["references"].get(label, {}).get("status") != "finished"
         ]
-        stale = [
-            Job(
-                "trial",
-                t.number,
-                space.sample(FixedTrial(t.params)),
-                space.trial_config(space.sample(FixedTrial(t.params)), f"{space.source} [trial]"),
-            )
-            for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,))
-        ]
+        stale = []
+        for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
+            values = stored_values(space, t.params)
+            if values is None:  # killed between ask and sampling: nothing ran
+                Trial(study, t._trial_id).set_user_attr("status", "failed")
+                Trial(study, t._trial_id).set_user_attr(
+                    "reason", "the search was stopped before the trial was sampled"
+                )
+                study.tell(t.number, state=TrialState.FAIL)
+                continue
+            config = space.trial_config(values, f"{space.source} [trial {t.number}]")
+            stale.append(Job("trial", t.number, values, config))
         if stale:
             say(f"continuing {len(stale)} trial(s) left in flight: {[j.key for j in stale]}")
         in_flight: dict[Future[RunRecord], Job] = {}
@@ -762,6 +765,16 @@ def run_search(
             _write_state(directory, space, study, state, started, total)
         summary = _write_state(directory, space, study, state, started, total, final=True)
     return SearchResult(directory, summary, told)
+
+
+def stored_values(space: Space, params: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A stored trial's parameter values (``None`` when some were never sampled)."""
+    from optuna.trial import FixedTrial
+
+    try:
+        return space.sample(FixedTrial(dict(params)))
+    except ValueError:
+        return None
 
 
 def _trial_id(study: Any, number: int) -> int:
@@ -830,12 +843,10 @@ def _write_state(
     final: bool = False,
 ) -> dict[str, Any]:
     """Write ``search.json``: the space, every trial, the references and the sessions."""
-    from optuna.trial import FixedTrial
-
     trials = []
     for t in study.get_trials(deepcopy=False):
         attrs = t.user_attrs
-        values = space.sample(FixedTrial(t.params)) if t.params else {}
+        values = stored_values(space, t.params) or dict(t.params)
         trials.append(
             {
                 "number": t.number,
