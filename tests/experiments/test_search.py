@@ -349,7 +349,9 @@ def test_report_of_a_three_objective_search_from_search_json(tmp_path: Path) -> 
     assert [p.label for p in report.front] == ["#0", "#1", "#3"]  # #2 is dominated by #1
     assert report.front_table.rows[0][0] == "#0"
     (references,) = [t for t in report.tables if t.key == "search-references"]
-    assert references.rows[0][0] == "l1" and references.rows[0][-1] == "#1"  # #1 beats l1
+    assert references.rows[0][0] == "l1" and references.rows[0][-2] == "#1"  # #1 beats l1
+    # at accuracy ≥ 0.88 (#0, #1) the lowest PGD fooling ratio is #1's
+    assert references.rows[0][-1] == "#1: 0.2000"
     assert (tmp_path / "figures" / "search-front.svg").is_file()
     data = json.loads((tmp_path / "report.json").read_text())
     assert data["trial_states"] == {"COMPLETE": 4, "FAIL": 1}
