@@ -267,8 +267,10 @@ def test_search_cli_and_report_cli(
     out = json.loads(capsys.readouterr().out)
     assert out["kind"] == "search" and sum(out["trial_states"].values()) == 2
     directory = runs / "searches" / "tiny"
-    assert cli.main(["report", str(directory)]) == 0
+    markdown = tmp_path / "front.md"
+    assert cli.main(["report", str(directory), "--markdown", str(markdown)]) == 0
     assert "Pareto front of tiny" in capsys.readouterr().out
+    assert "**Pareto front of tiny" in markdown.read_text()
     # --paper-grid: any directory of runs (here the runs root itself), means per method
     assert cli.main(["report", str(directory), "--paper-grid", str(runs), "--json"]) == 0
     grid = json.loads(capsys.readouterr().out)["paper_grid"]

@@ -43,6 +43,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="for a search directory: a Langenberg reproduction directory whose final "
         "models are plotted beside the front",
     )
+    p.add_argument(
+        "--markdown",
+        metavar="FILE",
+        default=None,
+        help="for a search directory: also write its front and reference tables as Markdown",
+    )
     add_json_flag(p)
     p.set_defaults(func=handle)
 
@@ -53,10 +59,11 @@ def handle(args: argparse.Namespace) -> int:
 
     if is_search_dir(args.directory):
         return _search_report(args)
-    if args.paper_grid is not None:
+    if args.paper_grid is not None or args.markdown is not None:
         from robustcompress.errors import ConfigError
 
-        raise ConfigError(f"--paper-grid is for a search directory; {args.directory} is not one")
+        flag = "--paper-grid" if args.paper_grid is not None else "--markdown"
+        raise ConfigError(f"{flag} is for a search directory; {args.directory} is not one")
     report = make_report(args.directory, out=args.out)
     if args.json:
         print_json(report.to_dict())
@@ -75,6 +82,12 @@ def _search_report(args: argparse.Namespace) -> int:
     from robustcompress.reporting.search import make_search_report
 
     report = make_search_report(args.directory, paper_grid=args.paper_grid, out=args.out)
+    if args.markdown:
+        from pathlib import Path
+
+        from robustcompress.reporting.search import search_markdown
+
+        Path(args.markdown).write_text(search_markdown(report), encoding="utf-8")
     if args.json:
         print_json(report.to_dict())
         return 0

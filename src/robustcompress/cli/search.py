@@ -47,6 +47,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(default: the space's n_trials)",
     )
     p.add_argument(
+        "--markdown",
+        metavar="FILE",
+        default=None,
+        help="also write the front and reference tables as Markdown to FILE",
+    )
+    p.add_argument(
         "--paper-grid",
         metavar="DIR",
         default=None,
@@ -112,6 +118,12 @@ def _search(args: argparse.Namespace) -> int:
             on_event=say,
         )
     report = make_search_report(result.directory, paper_grid=args.paper_grid)
+    if args.markdown:
+        from pathlib import Path
+
+        from robustcompress.reporting.search import search_markdown
+
+        Path(args.markdown).write_text(search_markdown(report), encoding="utf-8")
     if args.json:
         print_json(report.to_dict())
         return 0

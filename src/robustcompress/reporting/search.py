@@ -498,3 +498,29 @@ def render_search_report(report: SearchReport) -> str:
         f"<title>Search {esc(s.get('name'))}</title><style>{CSS}</style></head>\n"
         f"<body><main>\n{''.join(body)}\n</main></body></html>\n"
     )
+
+
+def search_markdown(report: SearchReport) -> str:
+    """The report's tables as Markdown (for a record in ``docs/results/``), with the
+    search's trials, their states and wall time."""
+    from robustcompress.reporting.markdown import render_table as markdown_table
+
+    s = report.summary
+    states: dict[str, int] = {}
+    for t in s.get("trials", []):
+        states[t["state"]] = states.get(t["state"], 0) + 1
+    wall = s.get("wall_time_s")
+    lines = [
+        f"- search `{s.get('name')}` ({s.get('source')}): sampler {s.get('sampler')}, "
+        f"seed {s.get('seed')}, {len(s.get('trials', []))} trials ("
+        + ", ".join(f"{n} {k.lower()}" for k, n in sorted(states.items()))
+        + ")",
+        f"- wall time {format_duration(float(wall)) if isinstance(wall, (int, float)) else '—'}"
+        f" in {len(s.get('sessions') or [])} session(s)",
+        "",
+        markdown_table(report.front_table),
+    ]
+    for table in report.tables:
+        if table.key != "search-trials":
+            lines += ["", markdown_table(table)]
+    return "\n".join(lines) + "\n"
