@@ -60,8 +60,9 @@ run directory, and the report (``report.html``, ``report.json``) is written ther
 Running the same space again continues: finished trials are kept, trials that were in
 flight when the search was killed are run again with the same settings (their runs
 continue from their last checkpoint) under the same trial numbers, and new trials are
-asked until ``n_trials`` have ended. A trial whose config was run before (by this
-search or anything else) reuses that run. The sampler is seeded with ``seed`` plus the
+asked until ``n_trials`` have ended. Every trial's run is named after the search, so
+its directory is ``<search name>-<config hash>``: a trial (or reference point) whose
+settings were run before by this search reuses that run instead of training again. The sampler is seeded with ``seed`` plus the
 number of trials already in the study, so a resumed search does not repeat the first
 trials' draws; a search stopped and resumed therefore samples differently from one run
 in one go. One driver per search at a time (a lock file refuses a second one).
