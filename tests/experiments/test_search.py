@@ -204,12 +204,15 @@ def test_killed_search_resumes_without_repeating_trials(tmp_path: Path, optuna: 
     orphan = study.ask()
     orphan_values = space.sample(orphan)
     assert orphan.number == 2
+    unsampled = study.ask()  # stopped between ask and sampling: sampled on resume
+    assert unsampled.number == 3
 
     with SequentialExecutor(runs_dir=runs, progress=False, echo=False, threads=1) as executor:
         second = run_search(space, executor, runs_dir=runs, n_trials=4)
     after = {t["number"]: t for t in _trials(directory)}
-    assert sorted(after) == [0, 1, 2, 3]  # the orphan kept its number; one new trial
+    assert sorted(after) == [0, 1, 2, 3]  # the orphans kept their numbers; no new trial
     assert second.told == 2
+    assert after[3]["state"] in ("COMPLETE", "FAIL") and after[3]["run_dir"]
     assert all(t["state"] in ("COMPLETE", "FAIL") for t in after.values())
     assert after[2]["values"] == orphan_values
     for number in (0, 1):  # finished trials untouched, their runs not retrained
@@ -218,7 +221,7 @@ def test_killed_search_resumes_without_repeating_trials(tmp_path: Path, optuna: 
     for d, stamp in stamps.items():
         assert (runs / d / "summary.json").stat().st_mtime_ns == stamp
     now = _trial_run_dirs(runs)
-    # one run directory per distinct config: the two trials, the orphan, one new, the reference
+    # one run directory per distinct config: the two trials, the two orphans, the reference
     used = {Path(t["run_dir"]).name for t in after.values() if t["run_dir"]}
     summary = json.loads((directory / "search.json").read_text())
     used.add(Path(summary["references"]["paper-l1"]["run_dir"]).name)

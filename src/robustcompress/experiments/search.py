@@ -59,13 +59,15 @@ CHANCE_MARGIN`): a model that has not learned is never counted robust.
 run directory, and the report (``report.html``, ``report.json``) is written there too.
 Running the same space again continues: finished trials are kept, trials that were in
 flight when the search was killed are run again with the same settings (their runs
-continue from their last checkpoint) under the same trial numbers, and new trials are
-asked until ``n_trials`` have ended. Every trial's run is named after the search, so
-its directory is ``<search name>-<config hash>``: a trial (or reference point) whose
-settings were run before by this search reuses that run instead of training again. The sampler is seeded with ``seed`` plus the
-number of trials already in the study, so a resumed search does not repeat the first
-trials' draws; a search stopped and resumed therefore samples differently from one run
-in one go. One driver per search at a time (a lock file refuses a second one).
+continue from their last checkpoint) under the same trial numbers (one stopped between
+Optuna's ask and its sampling is sampled then), and new trials are asked until
+``n_trials`` have ended. Every trial's run is named after the search, so its directory
+is ``<search name>-<config hash>``: a trial (or reference point) whose settings were run
+before by this search reuses that run instead of training again. The sampler is seeded
+with ``seed`` plus the number of trials already in the study, so a resumed search does
+not repeat the first trials' draws; a search stopped and resumed therefore samples
+differently from one run in one go. One driver per search at a time (a lock file
+refuses a second one).
 
 Trials run through any executor (``--executor process|ray``), with up to ``--workers``
 trials in flight (Optuna's ask-and-tell interface: a trial is asked when a worker is
@@ -692,14 +694,9 @@ def run_search(
         ]
         stale = []
         for t in study.get_trials(deepcopy=False, states=(TrialState.RUNNING,)):
-            values = stored_values(space, t.params)
-            if values is None:  # killed between ask and sampling: nothing ran
-                Trial(study, t._trial_id).set_user_attr("status", "failed")
-                Trial(study, t._trial_id).set_user_attr(
-                    "reason", "the search was stopped before the trial was sampled"
-                )
-                study.tell(t.number, state=TrialState.FAIL)
-                continue
+            # parameters suggested before the stop keep their values; a trial stopped
+            # between ask and sampling gets the rest drawn now (nothing of it ran)
+            values = space.sample(Trial(study, t._trial_id))
             config = space.trial_config(values, f"{space.source} [trial {t.number}]")
             stale.append(Job("trial", t.number, values, config))
         if stale:

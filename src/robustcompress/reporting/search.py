@@ -169,7 +169,13 @@ def load_points(summary: Mapping[str, Any]) -> tuple[list[Point], list[Point]]:
         values = [metric_value(start.get("final") or {}, m) for m in metrics]
         if all(v is not None for v in values):
             references.append(
-                Point("start (natural)", "start", [float(v) for v in values if v is not None])
+                Point(
+                    "start (natural)",
+                    "start",
+                    [float(v) for v in values if v is not None],
+                    run_dir=start.get("run_dir"),
+                    final=dict(start.get("final") or {}),
+                )
             )
     for label, entry in (summary.get("references") or {}).items():
         if entry.get("status") == "finished" and entry.get("objectives"):
