@@ -1,4 +1,5 @@
-"""``--threads N`` on ``sweep``, ``reproduce``, ``attack`` and ``run``: validated, applied."""
+"""``--threads N`` on ``sweep``, ``search``, ``reproduce``, ``attack`` and ``run``: validated,
+applied."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ from robustcompress.training import Trainer
 
 COMMANDS = {
     "sweep": ["sweep", "missing.yaml"],
+    "search": ["search", "missing.yaml"],
     "reproduce": ["reproduce", "langenberg2019"],
     "attack": ["attack", "fcnn"],
     "run": ["run", "missing.yaml"],

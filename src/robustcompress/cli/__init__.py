@@ -24,6 +24,7 @@ COMMANDS = (
     "attack",
     "run",
     "sweep",
+    "search",
     "runs",
     "resume",
     "reproduce",

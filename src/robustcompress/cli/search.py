@@ -1,0 +1,140 @@
+"""``robustcompress search SPACE.yaml``: a multi-objective search over training settings."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from robustcompress.cli.output import add_json_flag, print_json, print_table
+from robustcompress.cli.run import (
+    add_device_flag,
+    add_executor_flag,
+    add_runs_dir_flag,
+    add_threads_flag,
+    executor_from_args,
+)
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "search",
+        help="multi-objective search (Optuna) over regularizers, pruning and adversarial "
+        "fine-tuning; the Pareto front and its report",
+        description=(
+            "Search the space in SPACE.yaml (see examples/search-fcnn.yaml) for the Pareto "
+            "front of its objectives, e.g. clean accuracy against the PGD fooling ratio. "
+            "Every trial is an ordinary cached run; the Optuna study is stored in "
+            "<runs dir>/searches/<name>/study.db, so rerunning the command continues a "
+            "killed search without repeating finished trials. Writes search.json and the "
+            "report (report.html, report.json) beside the study. Needs "
+            "pip install 'robustcompress[search]'."
+        ),
+    )
+    p.add_argument("space", metavar="SPACE.yaml", help="search space file (see examples/)")
+    p.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="trials in flight at a time, each in its own worker process (default 1)",
+    )
+    p.add_argument(
+        "--n-trials",
+        type=int,
+        default=None,
+        metavar="N",
+        help="end once N trials have ended, counting those of earlier sessions "
+        "(default: the space's n_trials)",
+    )
+    p.add_argument(
+        "--markdown",
+        metavar="FILE",
+        default=None,
+        help="also write the front and reference tables as Markdown to FILE",
+    )
+    p.add_argument(
+        "--paper-grid",
+        metavar="DIR",
+        default=None,
+        help="a Langenberg reproduction directory whose final models the report plots "
+        "beside the front (optional; a different training setting unless the same)",
+    )
+    add_threads_flag(p, default="max(1, cores // workers) for a pool, every core for one worker")
+    add_executor_flag(p)
+    add_runs_dir_flag(p)
+    add_device_flag(p)
+    add_json_flag(p)
+    p.set_defaults(func=handle)
+
+
+def handle(args: argparse.Namespace) -> int:
+    """Run the search; SIGINT or SIGTERM stops it, and rerunning continues it."""
+    from robustcompress.experiments.executor import Interrupted, stop_on_signals
+
+    try:
+        with stop_on_signals():
+            return _search(args)
+    except Interrupted as stop:
+        rerun = f"robustcompress search {args.space}"
+        if args.runs_dir:
+            rerun += f" --runs-dir {args.runs_dir}"
+        print(
+            f"error: {stop.args[0]}: search stopped; finished trials are kept in its study and "
+            f"trials in flight continue from their runs' last checkpoints: rerun `{rerun}`",
+            file=sys.stderr,
+        )
+        return stop.exit_status
+
+
+def _search(args: argparse.Namespace) -> int:
+    from robustcompress.device import check_threads
+    from robustcompress.experiments.search import load_space, require_optuna, run_search
+    from robustcompress.reporting.search import make_search_report
+
+    require_optuna()
+    check_threads(args.threads)
+    if args.n_trials is not None and args.n_trials < 1:
+        from robustcompress.errors import ConfigError
+
+        raise ConfigError(f"--n-trials must be ≥ 1, got {args.n_trials}")
+    space = load_space(args.space)
+    total = args.n_trials or space.config.n_trials
+    print(
+        f"search {space.name}: {total} trials, sampler {space.config.sampler}, "
+        f"{args.workers} worker(s)",
+        file=sys.stderr,
+    )
+
+    def say(line: str) -> None:
+        print(line, file=sys.stderr, flush=True)
+
+    with executor_from_args(args, args.workers) as executor:
+        result = run_search(
+            space,
+            executor,
+            workers=args.workers,
+            runs_dir=args.runs_dir,
+            n_trials=args.n_trials,
+            on_event=say,
+        )
+    report = make_search_report(result.directory, paper_grid=args.paper_grid)
+    if args.markdown:
+        from pathlib import Path
+
+        from robustcompress.reporting.search import search_markdown
+
+        Path(args.markdown).write_text(search_markdown(report), encoding="utf-8")
+    if args.json:
+        print_json(report.to_dict())
+        return 0
+    print_front(report)
+    print(f"wrote {report.html_path} (search directory {result.directory})", file=sys.stderr)
+    return 0
+
+
+def print_front(report: object) -> None:
+    """The front members' settings and objectives as a table."""
+    table = report.front_table  # type: ignore[attr-defined]
+    rows = [dict(zip(table.columns, row, strict=True)) for row in table.rows]
+    print(table.title)
+    print_table(rows, table.columns)
