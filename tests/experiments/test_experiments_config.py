@@ -192,5 +192,10 @@ def test_examples_are_valid(path: Path) -> None:
         assert sweep.points
         for point in sweep.points:
             check_against_model(point.config)
+    elif path.name.startswith("search"):  # a search space (robustcompress search)
+        from robustcompress.experiments.search import load_space
+
+        space = load_space(path)
+        assert space.config.parameters and space.config.objectives
     else:
         check_against_model(load_config(path))

@@ -58,10 +58,11 @@ def _by_method(runs, model, seed=0):
 
 
 def test_registry_and_errors() -> None:
-    assert list_recipes() == ["guo2018", "iclr2020", "langenberg2019"]
+    assert list_recipes() == ["guo2018", "iclr2020", "langenberg2019", "sanyal"]
     assert get_recipe("langenberg2019") is RECIPE
     with pytest.raises(
-        ConfigError, match=r"unknown recipe 'nope' \(available: guo2018, iclr2020, langenberg2019\)"
+        ConfigError,
+        match=r"unknown recipe 'nope' \(available: guo2018, iclr2020, langenberg2019, sanyal\)",
     ):
         get_recipe("nope")
     with pytest.raises(
