@@ -249,6 +249,11 @@ def test_claims_on_made_up_measurements() -> None:
     assert sorted(values[("resnet18", "2-lr", "pgd/8/20")]) == list(range(7))
     summary = next(t for t in tables(source, "resnet18") if t.key.endswith("summary"))
     assert "(seed 7)" in summary.caption
+    # its numbers stay out of the table's means too (PGD-20 column: the 7 working seeds)
+    column = summary.columns.index("PGD-20 accuracy, 8/255")
+    two = next(row for row in summary.rows if row[0].lower().startswith("2-lr"))
+    working = [r["pgd/8/20"] for r in final if r["method"] == "2-lr" and r["seed"] != 7]
+    assert two[column].startswith(f"{sum(working) / len(working):.3f} ±")
     assert [row[0].endswith("†") for row in summary.rows] == [m == "2-lr" for m in methods]
 
 

@@ -156,15 +156,13 @@ def _table(
     title: str,
     columns: Sequence[tuple[str, str]],
     caption: str,
-    methods: Sequence[str] | None = None,
 ) -> Table | None:
     rows = final_rows(source, model)
     if not rows:
         return None
+    working = working_rows(source, model)  # a broken model's numbers stay out of the means
     body, flagged = [], []
     for method in methods_of(rows):
-        if methods is not None and method not in methods:
-            continue
         label = source.label(model, method)
         broken = sorted(seed for seed, row in rows[method].items() if near_chance(row))
         if broken:
@@ -173,12 +171,14 @@ def _table(
         body.append(
             [label, str(len(rows[method]))]
             + [
-                _cell(values(rows, method, k), 1 if k.startswith("rank/") else 3)
+                _cell(values(working, method, k), 1 if k.startswith("rank/") else 3)
                 for k, _ in columns
             ]
         )
     note = (
-        " † At or near chance accuracy: " + "; ".join(flagged) + ". Left out of the claims."
+        " † At or near chance accuracy: "
+        + "; ".join(flagged)
+        + ". Left out of the means and the claims."
         if flagged
         else ""
     )
