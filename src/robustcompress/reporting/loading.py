@@ -138,6 +138,20 @@ class ReportRun:
         return None
 
 
+FinalRows = dict[str, dict[int, dict[str, Any]]]
+"""``{method: {seed: final row}}`` of one model of a reproduction."""
+
+
+def final_rows(source: ReportSource, model: str) -> FinalRows:
+    """The manifest's ``final`` rows of ``model`` (one per measured final model, written by
+    a recipe's measure step) by method and seed."""
+    out: FinalRows = {}
+    for row in source.manifest.get("final") or []:
+        if row.get("model") == model:
+            out.setdefault(str(row["method"]), {})[int(row["seed"])] = row
+    return out
+
+
 def metric_series(
     rows: Iterable[Mapping[str, Any]],
     metric: str,

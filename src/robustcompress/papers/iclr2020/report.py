@@ -47,7 +47,7 @@ from robustcompress.reporting.figures import (
     line_figure,
     save_figure,
 )
-from robustcompress.reporting.loading import ReportSource
+from robustcompress.reporting.loading import ReportSource, final_rows
 from robustcompress.reporting.sections import ReportPlan
 from robustcompress.reporting.tables import Table, mean_std
 
@@ -74,14 +74,6 @@ SCALARS = {
     "test_error": "test error",
     "error_gap": "error GE gap",
 }
-
-
-def final_rows(source: ReportSource, model: str) -> Rows:
-    out: Rows = {}
-    for row in source.manifest.get("final") or []:
-        if row.get("model") == model:
-            out.setdefault(str(row["method"]), {})[int(row["seed"])] = row
-    return out
 
 
 def ar_methods(rows: Rows) -> list[str]:

@@ -54,7 +54,7 @@ from robustcompress.reporting.figures import (
     line_figure,
     save_figure,
 )
-from robustcompress.reporting.loading import ReportSource
+from robustcompress.reporting.loading import ReportSource, final_rows
 from robustcompress.reporting.sections import ReportPlan
 from robustcompress.reporting.tables import Table, mean_std
 
@@ -80,14 +80,6 @@ PAPER_NUMBERS = (
 
 Rows = dict[str, dict[int, dict[str, Any]]]
 """``{method: {seed: final row}}`` of one model."""
-
-
-def final_rows(source: ReportSource, model: str) -> Rows:
-    out: Rows = {}
-    for row in source.manifest.get("final") or []:
-        if row.get("model") == model:
-            out.setdefault(str(row["method"]), {})[int(row["seed"])] = row
-    return out
 
 
 def near_chance(row: dict[str, Any]) -> bool:
