@@ -121,10 +121,10 @@ def speed(name: str, workers: int, configs: list[Any], scratch: Path) -> dict[st
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=2, help="rounds (default 2)")
+    parser.add_argument("--rounds", type=int, default=5, help="rounds (default 5)")
     parser.add_argument("--jobs", type=int, default=40, help="no-op jobs per round (40)")
     parser.add_argument("--runs", type=int, default=4, help="real runs per timing (4)")
-    parser.add_argument("--limit", type=int, default=8000, help="MNIST images per run (8000)")
+    parser.add_argument("--limit", type=int, default=30000, help="MNIST images per run (30000)")
     parser.add_argument("--epochs", type=int, default=2, help="epochs per run (2)")
     args = parser.parse_args()
     scratch = Path(tempfile.mkdtemp(prefix="executor-bench-"))
@@ -150,6 +150,7 @@ def main() -> None:
     table = []
     for n in names:
         one, two = median(walls[n][1], "wall_s"), median(walls[n][2], "wall_s")
+        ratios = [a["wall_s"] / b["wall_s"] for a, b in zip(walls[n][1], walls[n][2], strict=True)]
         table.append(
             {
                 "executor": n,
@@ -160,6 +161,7 @@ def main() -> None:
                 "runs_1_worker_s": one,
                 "runs_2_workers_s": two,
                 "speedup": one / two,
+                "speedup_per_round": ratios,
             }
         )
     print(
@@ -169,14 +171,16 @@ def main() -> None:
     )
     header = (
         f"{'executor':8s} {'start 1w':>9s} {'start 2w':>9s} {'no-op job':>10s} "
-        f"{'cached run':>11s} {'1 worker':>9s} {'2 workers':>10s} {'speed-up':>9s}"
+        f"{'cached run':>11s} {'1 worker':>9s} {'2 workers':>10s} {'speed-up':>9s}  "
+        "per round (1w/2w, same round)"
     )
     print(header)
     for t in table:
         print(
             f"{t['executor']:8s} {t['start_1_worker_s']:8.2f}s {t['start_2_workers_s']:8.2f}s "
             f"{t['noop_job_ms']:8.2f}ms {t['cached_run_ms']:9.2f}ms "
-            f"{t['runs_1_worker_s']:8.2f}s {t['runs_2_workers_s']:9.2f}s {t['speedup']:8.2f}×"
+            f"{t['runs_1_worker_s']:8.2f}s {t['runs_2_workers_s']:9.2f}s {t['speedup']:8.2f}×  "
+            + " ".join(f"{r:.2f}×" for r in t["speedup_per_round"])
         )
     RESULTS.parent.mkdir(parents=True, exist_ok=True)
     RESULTS.write_text(
