@@ -266,9 +266,12 @@ def test_search_cli_and_report_cli(
     path.write_text(yaml.safe_dump(data))
     runs = tmp_path / "runs"
     argv = ["search", str(path), "--runs-dir", str(runs), "--threads", "1", "--json"]
-    assert cli.main(argv) == 0
+    assert cli.main([*argv, "--held-out", "0"]) == 2
+    assert "--held-out must be ≥ 1" in capsys.readouterr().err
+    assert cli.main([*argv, "--held-out", "200"]) == 0
     out = json.loads(capsys.readouterr().out)
     assert out["kind"] == "search" and sum(out["trial_states"].values()) == 2
+    assert "search-held-out" in {t["key"] for t in out["tables"]}
     directory = runs / "searches" / "tiny"
     markdown = tmp_path / "front.md"
     assert cli.main(["report", str(directory), "--markdown", str(markdown)]) == 0
@@ -311,6 +314,78 @@ def test_trials_run_in_flight_together_on_a_process_pool(tmp_path: Path, optuna:
     assert len(trials) == 3 and all(t.state.name in ("COMPLETE", "FAIL") for t in trials)
     # ask/tell: the second trial was asked before the first one was told
     assert trials[1].datetime_start < trials[0].datetime_complete
+
+
+def test_held_out_indices_leave_out_the_tracked_images() -> None:
+    import torch
+
+    from robustcompress.data.sampling import subsample_indices
+    from robustcompress.experiments.held_out import held_out_indices
+
+    labels = torch.arange(100) % 10
+    tracked = subsample_indices(labels, 30, 0)
+    kept = held_out_indices(labels, tracked, 50, 1)
+    assert len(kept) == 50 and not set(kept.tolist()) & set(tracked.tolist())
+    assert kept.tolist() == sorted(kept.tolist())
+    assert torch.bincount(labels[kept], minlength=10).tolist() == [5] * 10  # stratified
+    assert torch.equal(held_out_indices(labels, tracked, 50, 1), kept)  # seeded
+    assert not torch.equal(held_out_indices(labels, tracked, 50, 2), kept)
+    assert len(held_out_indices(labels, None, 100, 1)) == 100
+    with pytest.raises(ConfigError, match="70 images outside the tracked ones"):
+        held_out_indices(labels, tracked, 71, 1)
+
+
+def test_held_out_check_repeats_the_trackers_and_measures_other_images(
+    tmp_path: Path, optuna: Any
+) -> None:
+    from robustcompress.data import load_dataset
+    from robustcompress.experiments.config import TrackingConfig
+    from robustcompress.experiments.held_out import HELD_OUT_FILE, evaluate_held_out
+    from robustcompress.experiments.held_out import measure_images as measure
+    from robustcompress.experiments.store import read_record
+    from robustcompress.reporting.search import make_search_report
+    from robustcompress.training import load_model
+
+    runs = tmp_path / "runs"
+    space = parse_space(space_data(), "space.yaml")
+    with SequentialExecutor(runs_dir=runs, progress=False, echo=False, threads=1) as executor:
+        result = run_search(space, executor, runs_dir=runs, n_trials=2)
+        # on the tracked images, the stored model gives exactly the tracked final values
+        for trial in _trials(result.directory):
+            record = read_record(trial["run_dir"])
+            tracking = TrackingConfig.model_validate(record.config["tracking"])
+            tracked = load_dataset("mnist", "test", limit=100, seed=0)
+            model = load_model(trial["run_dir"])
+            for batch in (500, 7):  # one batch as the tracker, and counts added over batches
+                again = measure(
+                    model,
+                    tracked.images,
+                    tracked.labels,
+                    tracking.attack_entries(),
+                    batch_size=batch,
+                )
+                assert again["accuracy"] == record.final["accuracy"]
+                assert again["fooling_ratio/fgsm"] == record.final["fooling_ratio/fgsm"]
+        held = evaluate_held_out(result.directory, 300, executor)
+    points = {p["label"]: p for p in held["points"]}
+    assert {"start (natural)", "paper-l1"} <= set(points)
+    assert any(p["kind"] == "trial" for p in points.values())
+    summary = json.loads((result.directory / "search.json").read_text())
+    selected = {f"#{t['number']}": t["objectives"] for t in summary["trials"]}
+    selected["paper-l1"] = summary["references"]["paper-l1"]["objectives"]
+    for label, p in points.items():
+        assert p["n"] == 300 and p["held_out"][0] == p["n_correct"] / 300
+        assert 0.0 <= p["held_out"][1] <= 1.0
+        if label in selected:
+            assert p["selection"] == selected[label]
+    assert json.loads((result.directory / HELD_OUT_FILE).read_text()) == held
+    cache = result.directory / "held-out"
+    stamps = {f: f.stat().st_mtime_ns for f in cache.iterdir()}
+    assert len(stamps) == len(points)
+    assert evaluate_held_out(result.directory, 300) == held  # cached: nothing measured again
+    assert {f: f.stat().st_mtime_ns for f in cache.iterdir()} == stamps
+    html = make_search_report(result.directory).html_path.read_text()
+    assert 'id="search-held-out"' in html and "300 test images the search never saw" in html
 
 
 def test_report_of_a_three_objective_search_from_search_json(tmp_path: Path) -> None:

@@ -47,6 +47,15 @@ def register(sub: argparse._SubParsersAction) -> None:
         "(default: the space's n_trials)",
     )
     p.add_argument(
+        "--held-out",
+        type=int,
+        default=None,
+        metavar="N",
+        help="after the search, measure the front, the reference points and the start "
+        "again on N test images the runs did not track (the front was selected on the "
+        "tracked ones); cached, shown in the report (held-out.json)",
+    )
+    p.add_argument(
         "--markdown",
         metavar="FILE",
         default=None,
@@ -93,10 +102,12 @@ def _search(args: argparse.Namespace) -> int:
 
     require_optuna()
     check_threads(args.threads)
-    if args.n_trials is not None and args.n_trials < 1:
-        from robustcompress.errors import ConfigError
+    from robustcompress.errors import ConfigError
 
+    if args.n_trials is not None and args.n_trials < 1:
         raise ConfigError(f"--n-trials must be ≥ 1, got {args.n_trials}")
+    if args.held_out is not None and args.held_out < 1:
+        raise ConfigError(f"--held-out must be ≥ 1 test images, got {args.held_out}")
     space = load_space(args.space)
     total = args.n_trials or space.config.n_trials
     print(
@@ -117,6 +128,10 @@ def _search(args: argparse.Namespace) -> int:
             n_trials=args.n_trials,
             on_event=say,
         )
+        if args.held_out:
+            from robustcompress.experiments.held_out import evaluate_held_out
+
+            evaluate_held_out(result.directory, args.held_out, executor, log=say)
     report = make_search_report(result.directory, paper_grid=args.paper_grid)
     if args.markdown:
         from pathlib import Path

@@ -37,6 +37,9 @@ FRONT_COLOR = "#d62728"
 DOMINATED_COLOR = "#b0b0b0"
 REFERENCE_COLOR = "#1f77b4"
 PAPER_COLOR = "#2ca02c"
+IMAGE_METRICS = ("accuracy", "fooling_ratio", "adversarial_accuracy")
+"""Objectives measured on images (the held-out check measures them again); the others
+are properties of the weights."""
 
 
 @dataclass
@@ -207,6 +210,71 @@ def best_at_least(front: Sequence[Point], point: Point, directions: Sequence[str
     s1 = 1.0 if directions[1] == "maximize" else -1.0
     fits = [t for t in front if s0 * t.objectives[0] >= s0 * point.objectives[0]]
     return max(fits, key=lambda t: s1 * t.objectives[1]) if fits else None
+
+
+def held_out_table(
+    directory: Path, metrics: Sequence[str], directions: Sequence[str]
+) -> Table | None:
+    """The front, references and start on held-out test images (``held-out.json``,
+    written by ``robustcompress search --held-out N``) beside their selection values;
+    ``None`` when the check was not run or was run for other objectives."""
+    from robustcompress.experiments.held_out import HELD_OUT_FILE
+
+    data = read_json(directory / HELD_OUT_FILE)
+    if not data or list(data.get("metrics") or []) != list(metrics):
+        return None
+    pairs = [
+        (Point(raw["label"], raw["kind"], [float(v) for v in raw["held_out"]]), raw)
+        for raw in data["points"]
+        if all(isinstance(v, (int, float)) for v in raw["held_out"])
+    ]
+    front = [p for p, _ in pairs if p.kind == "trial"]
+    on_images = [m.partition("/")[0] in IMAGE_METRICS for m in metrics]
+    rows = []
+    for p, raw in pairs:
+        beaten = [
+            t.label
+            for t in front
+            if pareto_front([t.objectives, p.objectives], list(directions)) == [0]
+        ]
+        best = best_at_least(front, p, directions) if p.kind != "trial" else None
+        rows.append(
+            [
+                p.label,
+                p.kind,
+                *(
+                    f"{_fmt(a)} → {_fmt(b)}" if measured else _fmt(a)
+                    for a, b, measured in zip(
+                        raw["selection"], raw["held_out"], on_images, strict=True
+                    )
+                ),
+                f"{raw['n_correct']} / {raw['n']}",
+                ", ".join(beaten) or "—",
+                "—" if best is None else f"{best.label}: {_fmt(best.objectives[1])}",
+            ]
+        )
+    return Table(
+        "search-held-out",
+        f"Held-out check: the front and the references on {data['size']} test images the "
+        "search never saw",
+        [
+            "point",
+            "kind",
+            *(
+                f"{m} (selection → held-out)" if i else m
+                for m, i in zip(metrics, on_images, strict=True)
+            ),
+            "correct / images",
+            "dominated on held-out by",
+            f"best front {metrics[1]} at {metrics[0]} at least as good (held-out)",
+        ],
+        rows,
+        caption="The search selected its front on the runs' tracked test images; here every "
+        f"front member, reference point and the starting run is measured again on "
+        f"{data['size']} other test images (seed {data['seed']}), with the same attacks and "
+        "seeds. Structure measures are properties of the weights: one value. "
+        "Dominance and the last column use the held-out values among the front members.",
+    )
 
 
 def _label(metric: str) -> str:
@@ -419,6 +487,9 @@ def make_search_report(
                 f"{metrics[1]} among those at least as good in {metrics[0]}.",
             )
         )
+    held = held_out_table(directory, metrics, directions)
+    if held is not None:
+        tables.append(held)
     all_rows = []
     classes = {}
     front_ids = {id(p) for p in front}
