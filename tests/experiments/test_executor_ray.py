@@ -12,6 +12,7 @@ and leaves the cluster up; without Ray the executor is a one-line error.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -361,3 +362,54 @@ def test_cli_sweep_on_a_cluster(
     assert cli.main([*argv, "--ray-address", cluster.address, "--json"]) == 0
     assert "[1/1] clirun-only: finished" in capsys.readouterr().err
     assert _ray().is_initialized()  # a session opened before is left open
+
+
+@pytest.mark.slow
+def test_cli_search_on_a_cluster_matches_the_serial_search(
+    cluster: Any,
+    session: None,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    """``robustcompress search --executor ray``: two trials in flight across the two nodes
+    sample the settings and reach the objectives of the same search run serially."""
+    pytest.importorskip("optuna")
+    run = {
+        "device": "cpu",
+        "data": {"dataset": "mnist", "limit": 1024},
+        "model": {"name": "fcnn", "kwargs": {"hidden": [16, 16]}},
+        "optimizer": {"epochs": 2, "batch_size": 32, "lr": 0.05, "momentum": 0.9},
+        "tracking": {"eval_size": 100, "attacks": {"fgsm": {"eps": 0.05}}},
+    }
+    space = {
+        "name": "raysearch",
+        "base": run,
+        "parameters": {"l1.W1": {"low": 1e-5, "high": 1e-3}, "adversarial": ["off", "fgsm"]},
+        "objectives": {"accuracy": "maximize", "fooling_ratio/fgsm": "minimize"},
+        "n_trials": 2,
+        "seed": 0,
+    }
+    path = tmp_path / "space.yaml"
+    path.write_text(yaml.safe_dump(space))
+
+    def trials(runs: Path) -> list[dict[str, Any]]:
+        summary = json.loads((runs / "searches" / "raysearch" / "search.json").read_text())
+        return sorted(summary["trials"], key=lambda t: t["number"])
+
+    argv = ["search", str(path), "--threads", "1", "--json"]
+    on_ray = tmp_path / "ray-runs"
+    ray_args = ["--executor", "ray", "--ray-address", cluster.address, "--workers", "2"]
+    assert cli.main([*argv, "--runs-dir", str(on_ray), *ray_args]) == 0
+    assert json.loads(capsys.readouterr().out)["trial_states"] == {"COMPLETE": 2}, [
+        (t["status"], t["reason"]) for t in trials(on_ray)
+    ]
+    serial = tmp_path / "serial-runs"
+    assert cli.main([*argv, "--runs-dir", str(serial)]) == 0
+    capsys.readouterr()
+    a, b = trials(on_ray), trials(serial)
+    assert [t["values"] for t in a] == [t["values"] for t in b]
+    assert [t["objectives"] for t in a] == [t["objectives"] for t in b]  # bit-equal on CPU
+    for t in a:  # every trial an ordinary run in the shared runs root
+        assert Path(t["run_dir"]).parent == on_ray
+        assert (Path(t["run_dir"]) / "summary.json").is_file()
+    assert _ray().is_initialized()  # the session opened before is left open
