@@ -386,6 +386,15 @@ def test_held_out_check_repeats_the_trackers_and_measures_other_images(
     assert {f: f.stat().st_mtime_ns for f in cache.iterdir()} == stamps
     html = make_search_report(result.directory).html_path.read_text()
     assert 'id="search-held-out"' in html and "300 test images the search never saw" in html
+    assert "the front may have changed" not in html
+    completed = sum(t["state"] == "COMPLETE" for t in summary["trials"])
+    assert held["completed_trials"] == completed
+    # a check made before more trials completed: the report says it is older than the front
+    (result.directory / HELD_OUT_FILE).write_text(
+        json.dumps({**held, "completed_trials": completed - 1})
+    )
+    html = make_search_report(result.directory).html_path.read_text()
+    assert f"had {completed - 1} completed trials, not the {completed} it has now" in html
 
 
 def test_report_of_a_three_objective_search_from_search_json(tmp_path: Path) -> None:

@@ -190,6 +190,13 @@ def evaluate_held_out(
                 "measured": measured,
             }
         )
-    result = {"size": size, "seed": seed, "metrics": metrics, "points": points}
+    completed = sum(1 for t in summary.get("trials", []) if t.get("state") == "COMPLETE")
+    result = {
+        "size": size,
+        "seed": seed,
+        "metrics": metrics,
+        "completed_trials": completed,
+        "points": points,
+    }
     write_json_atomic(directory / HELD_OUT_FILE, result)
     return result

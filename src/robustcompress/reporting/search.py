@@ -213,11 +213,12 @@ def best_at_least(front: Sequence[Point], point: Point, directions: Sequence[str
 
 
 def held_out_table(
-    directory: Path, metrics: Sequence[str], directions: Sequence[str]
+    directory: Path, metrics: Sequence[str], directions: Sequence[str], completed: int
 ) -> Table | None:
     """The front, references and start on held-out test images (``held-out.json``,
     written by ``robustcompress search --held-out N``) beside their selection values;
-    ``None`` when the check was not run or was run for other objectives."""
+    ``None`` when the check was not run or was run for other objectives. ``completed``:
+    the search's completed trials now (a check made before more trials ran says so)."""
     from robustcompress.experiments.held_out import HELD_OUT_FILE
 
     data = read_json(directory / HELD_OUT_FILE)
@@ -273,7 +274,14 @@ def held_out_table(
         f"front member, reference point and the starting run is measured again on "
         f"{data['size']} other test images (seed {data['seed']}), with the same attacks and "
         "seeds. Structure measures are properties of the weights: one value. "
-        "Dominance and the last column use the held-out values among the front members.",
+        "Dominance and the last column use the held-out values among the front members."
+        + (
+            ""
+            if data.get("completed_trials") == completed
+            else f" Measured when the search had {data.get('completed_trials')} completed "
+            f"trials, not the {completed} it has now: the front may have changed; rerun the "
+            "search with --held-out to measure it again."
+        ),
     )
 
 
@@ -487,7 +495,7 @@ def make_search_report(
                 f"{metrics[1]} among those at least as good in {metrics[0]}.",
             )
         )
-    held = held_out_table(directory, metrics, directions)
+    held = held_out_table(directory, metrics, directions, len(trials))
     if held is not None:
         tables.append(held)
     all_rows = []
