@@ -11,6 +11,7 @@ SVG to ``figures/`` beside it and its numbers as JSON beside the page (``report.
 from __future__ import annotations
 
 import argparse
+import sys
 from typing import Any
 
 from robustcompress.cli.output import add_json_flag, print_json, print_table
@@ -78,22 +79,12 @@ def handle(args: argparse.Namespace) -> int:
 
 
 def _search_report(args: argparse.Namespace) -> int:
-    from robustcompress.cli.search import print_front
+    from robustcompress.cli.search import show_search_report
     from robustcompress.reporting.search import make_search_report
 
     report = make_search_report(args.directory, paper_grid=args.paper_grid, out=args.out)
-    if args.markdown:
-        from pathlib import Path
-
-        from robustcompress.reporting.search import search_markdown
-
-        Path(args.markdown).write_text(search_markdown(report), encoding="utf-8")
-    if args.json:
-        print_json(report.to_dict())
-        return 0
-    print_front(report)
-    print(f"wrote {report.html_path} ({len(report.trials)} completed trials)")
-    return 0
+    done = f"wrote {report.html_path} ({len(report.trials)} completed trials)"
+    return show_search_report(report, args, done, sys.stdout)
 
 
 #: Tables of a report that are printed on the terminal too (the rest is on the page).

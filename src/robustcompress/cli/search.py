@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING, TextIO
 
 from robustcompress.cli.output import add_json_flag, print_json, print_table
 from robustcompress.cli.run import (
@@ -13,6 +14,9 @@ from robustcompress.cli.run import (
     add_threads_flag,
     executor_from_args,
 )
+
+if TYPE_CHECKING:
+    from robustcompress.reporting.search import SearchReport
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -133,6 +137,15 @@ def _search(args: argparse.Namespace) -> int:
 
             evaluate_held_out(result.directory, args.held_out, executor, log=say)
     report = make_search_report(result.directory, paper_grid=args.paper_grid)
+    done = f"wrote {report.html_path} (search directory {result.directory})"
+    return show_search_report(report, args, done, sys.stderr)
+
+
+def show_search_report(
+    report: SearchReport, args: argparse.Namespace, done: str, stream: TextIO
+) -> int:
+    """What ``search`` and ``report`` print of a search's report: ``--markdown`` written,
+    then ``--json`` or the front as a table and ``done`` (on ``stream``)."""
     if args.markdown:
         from pathlib import Path
 
@@ -142,14 +155,8 @@ def _search(args: argparse.Namespace) -> int:
     if args.json:
         print_json(report.to_dict())
         return 0
-    print_front(report)
-    print(f"wrote {report.html_path} (search directory {result.directory})", file=sys.stderr)
-    return 0
-
-
-def print_front(report: object) -> None:
-    """The front members' settings and objectives as a table."""
-    table = report.front_table  # type: ignore[attr-defined]
-    rows = [dict(zip(table.columns, row, strict=True)) for row in table.rows]
+    table = report.front_table
     print(table.title)
-    print_table(rows, table.columns)
+    print_table([dict(zip(table.columns, row, strict=True)) for row in table.rows], table.columns)
+    print(done, file=stream)
+    return 0
