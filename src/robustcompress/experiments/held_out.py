@@ -130,17 +130,6 @@ def _job(job: tuple[str, int, int, str | None, str]) -> None:
     write_json_atomic(Path(out), payload)
 
 
-def _points(summary: Mapping[str, Any]) -> list[tuple[str, str, str, dict[str, Any]]]:
-    """``(label, kind, run_dir, final)`` of the front members, references and start."""
-    from robustcompress.experiments.search import pareto_front
-    from robustcompress.reporting.search import load_points
-
-    trials, references = load_points(summary)
-    directions = [o["direction"] for o in summary.get("objectives") or []]
-    front = [trials[i] for i in pareto_front([t.objectives for t in trials], directions)]
-    return [(p.label, p.kind, str(p.run_dir), p.final) for p in [*front, *references] if p.run_dir]
-
-
 def evaluate_held_out(
     directory: str | os.PathLike[str],
     size: int,
@@ -153,6 +142,7 @@ def evaluate_held_out(
     (cached), write ``held-out.json`` and return it: per point its objectives on the
     selection subset and on the held-out images."""
     from robustcompress.experiments.recipes.base import run_jobs
+    from robustcompress.reporting.search import front_points
 
     directory = Path(directory)
     summary = read_json(directory / SEARCH_FILE)
@@ -162,40 +152,43 @@ def evaluate_held_out(
     cache = directory / CACHE_DIR
     cache.mkdir(parents=True, exist_ok=True)
     device = executor.device if executor is not None else None
-    rows: list[tuple[str, str, str, dict[str, Any], Path]] = []
+    trials, front, references = front_points(summary)
+    rows = []
     todo: list[tuple[str, int, int, str | None, str]] = []
-    for label, kind, run_dir, final in _points(summary):
-        tag = hashlib.sha256(f"{Path(run_dir).name}|{size}|{seed}".encode()).hexdigest()[:10]
-        out = cache / f"{Path(run_dir).name}-{tag}.json"
-        rows.append((label, kind, run_dir, final, out))
-        if not out.exists() and all(job[0] != run_dir for job in todo):
-            todo.append((run_dir, size, seed, device, str(out)))
+    for point in [*front, *references]:
+        if not point.run_dir:
+            continue
+        name = Path(point.run_dir).name
+        tag = hashlib.sha256(f"{name}|{size}|{seed}".encode()).hexdigest()[:10]
+        out = cache / f"{name}-{tag}.json"
+        rows.append((point, out))
+        if not out.exists() and all(job[0] != point.run_dir for job in todo):
+            todo.append((point.run_dir, size, seed, device, str(out)))
     if todo and log is not None:
         log(f"held-out check: {len(todo)} model(s) on {size} test images not tracked")
     run_jobs(_job, todo, "held-out check", executor, log)
     points = []
-    for label, kind, run_dir, final, out in rows:
+    for point, out in rows:
         measured = read_json(out)
         fresh = {k: v for k, v in measured.items() if k.startswith("fooling_ratio/")}
-        merged = {**final, **fresh, "accuracy": measured["accuracy"]}
+        merged = {**point.final, **fresh, "accuracy": measured["accuracy"]}
         points.append(
             {
-                "label": label,
-                "kind": kind,
-                "run_dir": run_dir,
-                "selection": [metric_value(final, m) for m in metrics],
+                "label": point.label,
+                "kind": point.kind,
+                "run_dir": point.run_dir,
+                "selection": [metric_value(point.final, m) for m in metrics],
                 "held_out": [metric_value(merged, m) for m in metrics],
                 "n": measured["n"],
                 "n_correct": measured["n_correct"],
                 "measured": measured,
             }
         )
-    completed = sum(1 for t in summary.get("trials", []) if t.get("state") == "COMPLETE")
     result = {
         "size": size,
         "seed": seed,
         "metrics": metrics,
-        "completed_trials": completed,
+        "completed_trials": len(trials),
         "points": points,
     }
     write_json_atomic(directory / HELD_OUT_FILE, result)

@@ -195,6 +195,15 @@ def load_points(summary: Mapping[str, Any]) -> tuple[list[Point], list[Point]]:
     return trials, references
 
 
+def front_points(summary: Mapping[str, Any]) -> tuple[list[Point], list[Point], list[Point]]:
+    """``(completed trials, the Pareto front among them, reference points incl. the
+    start)`` of a search's ``search.json``."""
+    trials, references = load_points(summary)
+    directions = [o["direction"] for o in summary.get("objectives") or []]
+    front = [trials[i] for i in pareto_front([t.objectives for t in trials], directions)]
+    return trials, front, references
+
+
 def structure_columns(points: Sequence[Point], objectives: Sequence[str]) -> list[str]:
     """Effective rank and sparsity of the first two weight matrices, when recorded and not
     objectives already: the front's compression beside its objectives."""
@@ -397,8 +406,7 @@ def make_search_report(
     objectives = list(summary.get("objectives") or [])
     metrics = [o["metric"] for o in objectives]
     directions = [o["direction"] for o in objectives]
-    trials, references = load_points(summary)
-    front = [trials[i] for i in pareto_front([t.objectives for t in trials], directions)]
+    trials, front, references = front_points(summary)
     first = 1.0 if directions[0] == "maximize" else -1.0
     front.sort(key=lambda p: -first * p.objectives[0])
     paper = _paper_points(paper_grid, str(summary.get("model")), metrics) if paper_grid else []
