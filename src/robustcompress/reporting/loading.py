@@ -26,7 +26,7 @@ from __future__ import annotations
 import json
 import math
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
@@ -140,6 +140,23 @@ class ReportRun:
 
 FinalRows = dict[str, dict[int, dict[str, Any]]]
 """``{method: {seed: final row}}`` of one model of a reproduction."""
+
+
+def seed_values(
+    rows: FinalRows,
+    group: str,
+    key: str,
+    value: Callable[[dict[str, Any], str], float | None] | None = None,
+) -> dict[int, float]:
+    """``{seed: value}`` of ``key`` in the rows of ``group`` (a method or grid point),
+    finite values only; ``value(row, key)`` reads derived keys (default: the row's own
+    finite number)."""
+    out = {}
+    for seed, row in rows.get(group, {}).items():
+        v = value(row, key) if value is not None else row.get(key)
+        if isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v):
+            out[seed] = float(v)
+    return out
 
 
 def final_rows(source: ReportSource, model: str) -> FinalRows:

@@ -64,6 +64,12 @@ def mean_std(values: Sequence[float]) -> tuple[float, float, int]:
     return mean, std, n
 
 
+def mean_std_cell(values: Mapping[int, float], digits: int = 4) -> str:
+    """``mean ± std`` of per-seed values with ``digits`` decimals (``—`` for none)."""
+    mean, std, n = mean_std(list(values.values()))
+    return "—" if n == 0 else f"{mean:.{digits}f} ± {std:.{digits}f}"
+
+
 def format_number(value: float | None, digits: int = 4) -> str:
     """``value`` with ``digits`` decimals (``—`` for missing or non-finite)."""
     if value is None or not math.isfinite(value):

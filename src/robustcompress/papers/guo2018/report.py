@@ -55,9 +55,9 @@ from robustcompress.reporting.figures import (
     line_figure,
     save_figure,
 )
-from robustcompress.reporting.loading import ReportSource
+from robustcompress.reporting.loading import ReportSource, seed_values
 from robustcompress.reporting.sections import ReportPlan
-from robustcompress.reporting.tables import Table, mean_std
+from robustcompress.reporting.tables import Table, mean_std, mean_std_cell
 
 PAPER = (
     "Guo, Zhang, Zhang & Chen (2018), Sparse DNNs with improved adversarial robustness, "
@@ -131,12 +131,7 @@ def snapshot_rows(source: ReportSource, model: str, method: str) -> Rows:
 
 def values(rows: Rows, point: str, key: str) -> dict[int, float]:
     """``{seed: value}`` of one measure at one point (finite values only)."""
-    out = {}
-    for seed, row in rows.get(point, {}).items():
-        value = row.get(key)
-        if isinstance(value, (int, float)) and math.isfinite(value):
-            out[seed] = float(value)
-    return out
+    return seed_values(rows, point, key)
 
 
 def round_name(r: int) -> str:
@@ -183,13 +178,10 @@ def _mean(v: Mapping[int, float]) -> float:
 
 
 def _cell(v: Mapping[int, float], digits: int = 4, percent: bool = False) -> str:
+    if not percent:
+        return mean_std_cell(v, digits)
     mean, std, n = mean_std(list(v.values()))
-    if n == 0:
-        return "—"
-    scale = 100.0 if percent else 1.0
-    if percent:
-        return f"{scale * mean:.2f} ± {scale * std:.2f} %"
-    return f"{mean:.{digits}f} ± {std:.{digits}f}"
+    return "—" if n == 0 else f"{100.0 * mean:.2f} ± {100.0 * std:.2f} %"
 
 
 # ---------------------------------------------------------------- tables

@@ -54,9 +54,9 @@ from robustcompress.reporting.figures import (
     line_figure,
     save_figure,
 )
-from robustcompress.reporting.loading import ReportSource, final_rows
+from robustcompress.reporting.loading import ReportSource, final_rows, seed_values
 from robustcompress.reporting.sections import ReportPlan
-from robustcompress.reporting.tables import Table, mean_std
+from robustcompress.reporting.tables import Table, mean_std_cell
 
 PAPER = "Robustness via deep low-rank representations (Sanyal et al.)"
 
@@ -125,17 +125,11 @@ def value(row: dict[str, Any], key: str) -> float | None:
 
 
 def values(rows: Rows, method: str, key: str) -> dict[int, float]:
-    out = {}
-    for seed, row in rows.get(method, {}).items():
-        v = value(row, key)
-        if v is not None:
-            out[seed] = v
-    return out
+    return seed_values(rows, method, key, value)
 
 
 def _cell(v: dict[int, float], digits: int = 3) -> str:
-    mean, std, n = mean_std(list(v.values()))
-    return "—" if n == 0 else f"{mean:.{digits}f} ± {std:.{digits}f}"
+    return mean_std_cell(v, digits)
 
 
 # ---------------------------------------------------------------- tables
