@@ -7,13 +7,10 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from robustcompress.cli.output import add_json_flag, print_json, print_table
+from robustcompress.cli.output import print_json, print_table
 from robustcompress.cli.report import print_headlines
 from robustcompress.cli.run import (
-    add_device_flag,
-    add_executor_flag,
-    add_runs_dir_flag,
-    add_threads_flag,
+    add_pool_flags,
     executor_options,
 )
 
@@ -46,20 +43,13 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="run seeds 0..N-1 (default: the profile's; a model may cap it, e.g. the "
         "paper profile's CNN at 3)",
     )
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=None,
-        metavar="N",
-        help="parallel worker processes (default: min(2, cores)); each gets "
+    p.add_argument("--no-report", action="store_true", help="do not build the HTML report")
+    add_pool_flags(
+        p,
+        workers_default=None,
+        workers_help="parallel worker processes (default: min(2, cores)); each gets "
         "max(1, cores // N) torch threads (see --threads)",
     )
-    add_threads_flag(p, default="max(1, cores // workers) for a pool, every core for one worker")
-    p.add_argument("--no-report", action="store_true", help="do not build the HTML report")
-    add_executor_flag(p)
-    add_runs_dir_flag(p)
-    add_device_flag(p)
-    add_json_flag(p)
     p.set_defaults(func=handle)
 
 

@@ -110,6 +110,24 @@ def add_threads_flag(parser: argparse.ArgumentParser, default: str = "torch's: e
     )
 
 
+def add_pool_flags(
+    parser: argparse.ArgumentParser, *, workers_default: int | None, workers_help: str
+) -> None:
+    """The flags of commands that run many runs: ``--workers`` (``workers_default``,
+    ``workers_help``), ``--threads``, ``--executor``/``--ray-address``, ``--runs-dir``,
+    ``--device`` and ``--json``."""
+    parser.add_argument(
+        "--workers", type=int, default=workers_default, metavar="N", help=workers_help
+    )
+    add_threads_flag(
+        parser, default="max(1, cores // workers) for a pool, every core for one worker"
+    )
+    add_executor_flag(parser)
+    add_runs_dir_flag(parser)
+    add_device_flag(parser)
+    add_json_flag(parser)
+
+
 def handle(args: argparse.Namespace) -> int:
     from robustcompress.device import set_threads
     from robustcompress.experiments import run

@@ -6,12 +6,9 @@ import argparse
 import sys
 from typing import TYPE_CHECKING, TextIO
 
-from robustcompress.cli.output import add_json_flag, print_json, print_table
+from robustcompress.cli.output import print_json, print_table
 from robustcompress.cli.run import (
-    add_device_flag,
-    add_executor_flag,
-    add_runs_dir_flag,
-    add_threads_flag,
+    add_pool_flags,
     executor_from_args,
 )
 
@@ -35,13 +32,6 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("space", metavar="SPACE.yaml", help="search space file (see examples/)")
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        metavar="N",
-        help="trials in flight at a time, each in its own worker process (default 1)",
-    )
     p.add_argument(
         "--n-trials",
         type=int,
@@ -72,11 +62,11 @@ def register(sub: argparse._SubParsersAction) -> None:
         help="a Langenberg reproduction directory whose final models the report plots "
         "beside the front (optional; a different training setting unless the same)",
     )
-    add_threads_flag(p, default="max(1, cores // workers) for a pool, every core for one worker")
-    add_executor_flag(p)
-    add_runs_dir_flag(p)
-    add_device_flag(p)
-    add_json_flag(p)
+    add_pool_flags(
+        p,
+        workers_default=1,
+        workers_help="trials in flight at a time, each in its own worker process (default 1)",
+    )
     p.set_defaults(func=handle)
 
 

@@ -6,12 +6,9 @@ import argparse
 import sys
 from typing import Any
 
-from robustcompress.cli.output import add_json_flag, print_json, print_table
+from robustcompress.cli.output import print_json, print_table
 from robustcompress.cli.run import (
-    add_device_flag,
-    add_executor_flag,
-    add_runs_dir_flag,
-    add_threads_flag,
+    add_pool_flags,
     executor_from_args,
 )
 from robustcompress.cli.runs import headline_metrics
@@ -28,19 +25,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         ),
     )
     p.add_argument("sweep", metavar="SWEEP.yaml", help="sweep file (see examples/)")
-    p.add_argument(
-        "--workers",
-        type=int,
-        default=1,
-        metavar="N",
-        help="parallel worker processes (default 1: in this process); each gets "
+    add_pool_flags(
+        p,
+        workers_default=1,
+        workers_help="parallel worker processes (default 1: in this process); each gets "
         "max(1, cores // N) torch threads (see --threads)",
     )
-    add_threads_flag(p, default="max(1, cores // workers) for a pool, every core for one worker")
-    add_executor_flag(p)
-    add_runs_dir_flag(p)
-    add_device_flag(p)
-    add_json_flag(p)
     p.set_defaults(func=handle)
 
 
