@@ -103,6 +103,7 @@ from robustcompress.experiments.config import (
 from robustcompress.experiments.executor import Executor
 from robustcompress.experiments.store import (
     RunRecord,
+    jsonable,
     read_json,
     runs_root,
     write_json_atomic,
@@ -753,7 +754,7 @@ def run_search(
                 trial_id = _trial_id(study, int(job.key))
                 live = Trial(study, trial_id)
                 for key in ("run_dir", "status", "reason", "objectives", "final"):
-                    live.set_user_attr(key, _jsonable(entry.get(key)))
+                    live.set_user_attr(key, jsonable(entry.get(key)))
                 if entry["status"] == "finished":
                     study.tell(int(job.key), entry["objectives"])
                 else:
@@ -803,23 +804,13 @@ def _run_entry(
             else f"{type(error).__name__}: {error}"
         )
         return {"run_dir": None, "status": status, "reason": reason, "objectives": None}
-    entry: dict[str, Any] = {"run_dir": str(record.run_dir), "final": _jsonable(record.final)}
+    entry: dict[str, Any] = {"run_dir": str(record.run_dir), "final": jsonable(record.final)}
     if record.status != "finished":
         entry.update(status=record.status, reason=record.reason, objectives=None)
         return entry
     values, status, reason = objective_values(record, space.objectives)
     entry.update(status=status, reason=reason, objectives=values)
     return entry
-
-
-def _jsonable(value: Any) -> Any:
-    if isinstance(value, dict):
-        return {str(k): _jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_jsonable(v) for v in value]
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
 
 
 def _read_state(directory: Path) -> dict[str, Any]:
@@ -880,7 +871,7 @@ def _write_state(
         "wall_time_s": sum(float(s["wall_time_s"]) for s in sessions),
         "study": str(directory / STUDY_FILE),
     }
-    write_json_atomic(directory / SEARCH_FILE, _jsonable(summary))
+    write_json_atomic(directory / SEARCH_FILE, jsonable(summary))
     if final:
         state["sessions"] = sessions
     return summary

@@ -14,13 +14,13 @@ paper's figures, tables and claims; any other directory gets the generic plan
 from __future__ import annotations
 
 import json
-import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from robustcompress.experiments.store import jsonable
 from robustcompress.reporting.figures import SavedFigure
 from robustcompress.reporting.html import render_report
 from robustcompress.reporting.loading import ReportSource, load_source
@@ -149,16 +149,3 @@ def runs_table(source: ReportSource) -> Table:
         rows,
         classes={i: "warn" for i, row in enumerate(rows) if row[4] != "finished"},
     )
-
-
-def jsonable(value: Any) -> Any:
-    """``value`` with paths as strings and non-finite floats as ``None`` (strict JSON)."""
-    if isinstance(value, dict):
-        return {str(k): jsonable(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [jsonable(v) for v in value]
-    if isinstance(value, Path):
-        return str(value)
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value

@@ -27,10 +27,10 @@ from typing import Any
 
 from robustcompress.errors import ConfigError
 from robustcompress.experiments.search import SEARCH_FILE, metric_value, pareto_front
-from robustcompress.experiments.store import read_json
+from robustcompress.experiments.store import jsonable, read_json
 from robustcompress.reporting.figures import SavedFigure, save_figure
 from robustcompress.reporting.html import CSS, esc, format_duration, render_figure, render_table
-from robustcompress.reporting.report import FIGURES_DIR, REPORT_FILE, jsonable
+from robustcompress.reporting.report import FIGURES_DIR, REPORT_FILE
 from robustcompress.reporting.tables import Table
 
 FRONT_COLOR = "#d62728"
